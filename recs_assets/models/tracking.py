@@ -1,0 +1,146 @@
+"""MLflow tracking and registry as a Dagster resource: one MLflow run per asset materialization.
+
+dagster-mlflow 0.29 offers only the legacy ``mlflow_tracking`` resource, which opens one MLflow run
+per Dagster *run* and closes it in an atexit hook (dagster-io/dagster issues 15053 and 21872). We
+keep its parameter chunking (``MlFlow.log_params``) and wrap the rest in ``MlflowTracker``.
+
+Embedded default: an SQLite tracking + registry store and an artifact folder under ``.mlflow/`` in
+the repository (git-ignored). ``MLFLOW_TRACKING_URI`` (or the ``tracking_uri`` field) points it at a
+real server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from dagster import ConfigurableResource
+from dagster_mlflow.resources import MlFlow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def local_store(root: Path = REPO_ROOT / ".mlflow") -> tuple[str, str]:
+    """(tracking URI, artifact root) of the embedded store under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+
+
+class MlflowTracker(ConfigurableResource):
+    """MLflow runs, metrics, artifacts and the model registry (versions and aliases).
+
+    Attributes:
+        tracking_uri: MLflow tracking URI; empty means ``$MLFLOW_TRACKING_URI`` or the local store.
+        experiment_name: experiment every run goes to.
+        local_root: folder of the embedded store (used only when no URI is configured).
+        dagster_url: base URL of the Dagster UI, for the link back from MLflow to the Dagster run.
+    """
+
+    tracking_uri: str = ""
+    experiment_name: str = "recs"
+    local_root: str = ""
+    dagster_url: str = "http://127.0.0.1:3000"
+
+    # ---- setup -------------------------------------------------------------------------------
+    def resolved_uri(self) -> str:
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+        if uri:
+            return uri
+        root = Path(self.local_root) if self.local_root else REPO_ROOT / ".mlflow"
+        return local_store(root)[0]
+
+    def _artifact_location(self) -> str | None:
+        if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+            return None  # the server decides
+        root = Path(self.local_root) if self.local_root else REPO_ROOT / ".mlflow"
+        return local_store(root)[1]
+
+    def client(self) -> MlflowClient:
+        uri = self.resolved_uri()
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment_name)
+        if exp is not None:
+            return exp.experiment_id
+        return client.create_experiment(
+            self.experiment_name, artifact_location=self._artifact_location()
+        )
+
+    # ---- runs --------------------------------------------------------------------------------
+    @contextmanager
+    def start_run(
+        self,
+        run_name: str,
+        dagster_run_id: str | None = None,
+        asset_key: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Iterator[mlflow.ActiveRun]:
+        """Open one MLflow run (tagged with the Dagster run and asset) and make it active.
+
+        A failure inside the block marks the run FAILED and re-raises.
+        """
+        uri = self.resolved_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        all_tags = dict(tags or {})
+        if dagster_run_id:
+            all_tags["dagster.run_id"] = dagster_run_id
+            all_tags["dagster.run_url"] = f"{self.dagster_url}/runs/{dagster_run_id}"
+        if asset_key:
+            all_tags["dagster.asset_key"] = asset_key
+        with mlflow.start_run(
+            experiment_id=self.experiment_id(), run_name=run_name, tags=all_tags
+        ) as run:
+            yield run
+
+    @staticmethod
+    def log_params(params: Mapping[str, Any]) -> None:
+        """Log params in chunks of 100 (MLflow's limit), as dagster-mlflow does."""
+        MlFlow.log_params(dict(params))
+
+    def run_url(self, run_id: str) -> str:
+        uri = self.resolved_uri()
+        if uri.startswith("http"):
+            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        return f"{uri} (experiment {self.experiment_name}, run {run_id})"
+
+    # ---- registry ----------------------------------------------------------------------------
+    def register_folder(
+        self,
+        run_id: str,
+        folder: Path,
+        model_name: str,
+        artifact_path: str = "model",
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Log ``folder`` as the run's ``artifact_path`` and register it as a new model version."""
+        client = self.client()
+        client.log_artifacts(run_id, str(folder), artifact_path)
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(model_name)
+        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+        return client.create_model_version(
+            model_name, source=source, run_id=run_id, tags=dict(tags or {})
+        )
+
+    def set_alias(self, model_name: str, alias: str, version: str | int) -> None:
+        self.client().set_registered_model_alias(model_name, alias, str(version))
+
+    def version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        try:
+            return self.client().get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return None
