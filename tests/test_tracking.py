@@ -18,7 +18,9 @@ def _exercise(tracker: MlflowTracker, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "params.json").write_text('{"name": "popularity"}')
-    with tracker.start_run("popularity", dagster_run_id="abc123", asset_key="popularity_model") as run:
+    with tracker.start_run(
+        "popularity", dagster_run_id="abc123", asset_key="popularity_model"
+    ) as run:
         tracker.log_params({f"p{i}": i for i in range(150)})  # more than one MLflow batch
         mlflow.log_metric("ndcg_at_10", 0.25, step=0)
         run_id = run.info.run_id
@@ -57,10 +59,20 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination", str(tmp_path / "server-artifacts"),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

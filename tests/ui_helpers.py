@@ -39,7 +39,9 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode} before answering:\n{out[-4000:]}")
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before answering:\n{out[-4000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status < 400:

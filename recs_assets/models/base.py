@@ -108,11 +108,15 @@ class InteractionMatrix:
         """
         users = df[user_col].astype(str).to_numpy()
         items = df[item_col].astype(str).to_numpy()
-        u_map = np.array(sorted(set(users)), dtype=object) if user_ids is None else np.asarray(
-            [str(u) for u in user_ids], dtype=object
+        u_map = (
+            np.array(sorted(set(users)), dtype=object)
+            if user_ids is None
+            else np.asarray([str(u) for u in user_ids], dtype=object)
         )
-        i_map = np.array(sorted(set(items)), dtype=object) if item_ids is None else np.asarray(
-            [str(i) for i in item_ids], dtype=object
+        i_map = (
+            np.array(sorted(set(items)), dtype=object)
+            if item_ids is None
+            else np.asarray([str(i) for i in item_ids], dtype=object)
         )
         u_pos = pd.Index(u_map).get_indexer(users)
         i_pos = pd.Index(i_map).get_indexer(items)
@@ -296,8 +300,12 @@ class Recommender(ABC):
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"name": self.name, "params": self.params(), "n_users": self.n_users_,
-                "n_items": self.n_items_}
+        meta = {
+            "name": self.name,
+            "params": self.params(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+        }
         (path / "params.json").write_text(json.dumps(meta, indent=2))
         np.savez(path / "state.npz", **self._state())
         return path
