@@ -1,0 +1,199 @@
+"""The ``evaluation_report`` asset and its blocking quality-gate checks (one per model).
+
+The asset evaluates every configured registry model under every configured protocol on the raw
+Phase 1 tables, with the same ``runner.evaluate_models`` as ``recs eval``. Gates are pure
+(``gates.evaluate_gates``); each check here only turns them into an ``AssetCheckResult``.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from recs_assets.evaluation.gates import GateConfig, evaluate_gates, passed
+from recs_assets.evaluation.report import report_blocks, to_html, to_markdown
+from recs_assets.evaluation.runner import (
+    EvaluationReport,
+    SideTables,
+    evaluate_models,
+    resolve_models,
+)
+from recs_assets.models.registry import MODEL_FACTORIES
+
+DEFAULT_MODELS: tuple[str, ...] = ("all",)
+DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
+
+
+class EvaluationConfig(Config):
+    """What ``evaluation_report`` evaluates and where the HTML report goes.
+
+    ``models``: registry names (``["all"]`` = every registered model); ``protocols``: protocol
+    names (``stratified``, ``temporal``, ``loo-sampled``); ``k``: list length; ``report_dir``:
+    folder of the standalone HTML report; ``mlflow_experiment``: when set, every (model,
+    protocol) is also logged as an MLflow run in that experiment.
+    """
+
+    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))  # all registered
+    protocols: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
+    k: int = 10
+    report_dir: str = "reports/evaluation"
+    mlflow_experiment: str = ""
+
+
+class GateCheckConfig(Config):
+    """Thresholds of the quality gates (see ``gates.GateConfig``) and the protocol gated."""
+
+    protocol: str = "stratified"
+    min_ndcg_lift: float = 0.10
+    min_auc: float = 0.7
+    min_user_coverage: float = 0.9
+    min_ild: float = 0.0
+
+    def gate_config(self) -> GateConfig:
+        return GateConfig(self.min_ndcg_lift, self.min_auc, self.min_user_coverage, self.min_ild)
+
+
+def metric_frame(report: EvaluationReport) -> pd.DataFrame:
+    """One row per (protocol, model) with every metric and timing (the metadata table)."""
+    rows = [{"protocol": e.protocol, "model": e.model, **e.flat()} for e in report.evaluations]
+    return pd.DataFrame(rows)
+
+
+def log_to_mlflow(report: EvaluationReport, experiment: str, html_path: Path) -> list[str]:
+    """The MLflow hook: one run per (protocol, model) with params, metrics and the HTML report.
+
+    Uses the tracking URI of the environment (``MLFLOW_TRACKING_URI``). Returns the run ids.
+    """
+    import math
+
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    run_ids: list[str] = []
+    for e in report.evaluations:
+        with mlflow.start_run(run_name=f"{e.model}-{e.protocol}") as run:
+            mlflow.set_tags({"model": e.model, "protocol": e.protocol, "dataset": report.dataset})
+            mlflow.log_params({"k": e.k, **{f"model.{p}": v for p, v in e.params.items()}})
+            mlflow.log_metrics(
+                {m.replace("@", "_at_"): v for m, v in e.flat().items() if math.isfinite(v)}
+            )
+            mlflow.log_artifact(str(html_path))
+            run_ids.append(run.info.run_id)
+    return run_ids
+
+
+@asset
+def evaluation_report(
+    context: AssetExecutionContext,
+    config: EvaluationConfig,
+    raw_interactions: pd.DataFrame,
+    raw_users: pd.DataFrame,
+    raw_items: pd.DataFrame,
+) -> Output[EvaluationReport]:
+    """Metrics of every configured model under every configured protocol, with an HTML report."""
+    models = resolve_models(config.models)
+    report = evaluate_models(
+        models,
+        raw_interactions,
+        config.protocols,
+        SideTables(users=raw_users, items=raw_items),
+        k=config.k,
+        dataset="raw_interactions",
+        progress=context.log.info,
+    )
+    blocks = report_blocks(report)
+    html_path = Path(config.report_dir) / f"evaluation_report_{context.run.run_id[:8]}.html"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(to_html(blocks, "recs evaluation"))
+    metadata: dict[str, object] = {
+        "report": MetadataValue.md(to_markdown(blocks)),
+        "metrics": MetadataValue.md(
+            metric_frame(report).round(4).to_markdown(index=False) or "(empty)"
+        ),
+        "html_report": MetadataValue.path(str(html_path.resolve())),
+        "models": MetadataValue.json(models),
+        "protocols": MetadataValue.json(list(config.protocols)),
+        "dagster/row_count": len(report.evaluations),
+    }
+    for e in report.evaluations:  # headline numbers, plotted over time by the UI
+        key = f"ndcg@{e.k}"
+        if key in e.metrics:
+            metadata[f"{e.protocol}/{e.model}/{key}"] = float(e.metrics[key])
+    if config.mlflow_experiment:
+        run_ids = log_to_mlflow(report, config.mlflow_experiment, html_path)
+        metadata["mlflow_runs"] = MetadataValue.json(run_ids)
+    return Output(report, metadata=metadata)
+
+
+def gate_check_result(
+    report: EvaluationReport, model: str, config: GateCheckConfig
+) -> AssetCheckResult:
+    """The check result of ``model``'s gates under ``config.protocol``.
+
+    A model missing from the report (not configured for this run) is a non-blocking warning.
+    """
+    try:
+        evaluation = report.get(config.protocol, model)
+    except KeyError:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=f"{model} was not evaluated under {config.protocol} in this run",
+        )
+    results = evaluate_gates(evaluation, config.gate_config())
+    table = pd.DataFrame(
+        [
+            {"gate": r.gate, "passed": r.passed, "value": r.value, "threshold": r.threshold}
+            for r in results
+        ]
+    )
+    failed = [r.gate for r in results if not r.passed]
+    return AssetCheckResult(
+        passed=passed(results),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "gates": MetadataValue.md(table.to_markdown(index=False)),
+            **{r.gate: float(r.value) for r in results},
+        },
+        description=(
+            f"{model} passes every gate under {config.protocol}"
+            if not failed
+            else f"{model} fails under {config.protocol}: {', '.join(failed)}"
+        ),
+    )
+
+
+def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDefinition]:
+    """One blocking quality-gate check on ``evaluation_report`` per model name (default: every
+    registry entry, so a newly registered model gets its check without further wiring)."""
+
+    def make(model: str) -> AssetChecksDefinition:
+        @asset_check(
+            asset=evaluation_report,
+            name=f"{model.replace('-', '_')}_quality_gates",
+            blocking=True,
+            description=f"{model}: NDCG lift over popularity, AUC, user coverage and ILD gates.",
+        )
+        def _check(
+            config: GateCheckConfig, evaluation_report: EvaluationReport
+        ) -> AssetCheckResult:
+            return gate_check_result(evaluation_report, model, config)
+
+        return _check
+
+    return [make(m) for m in (models if models is not None else sorted(MODEL_FACTORIES))]
+
+
+EVALUATION_CHECKS = build_gate_checks()

@@ -1,0 +1,39 @@
+"""Every model family by name: ``MODEL_FACTORIES[name](**params) -> Recommender``.
+
+One line per family. Factories are called with keyword hyper-parameters (none for defaults);
+the evaluation runner, the CLI (``recs eval --models NAME,...``) and the Dagster evaluation
+asset all look models up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from recs_assets.models.base import Recommender
+from recs_assets.models.content import ContentRecommender
+from recs_assets.models.ease import EASERecommender
+from recs_assets.models.ensemble import BlendRecommender
+from recs_assets.models.lightfm_model import LightFMRecommender, lightfm_bpr, lightfm_hybrid
+from recs_assets.models.ncf import NCFRecommender
+from recs_assets.models.popularity import PopularityRecommender
+from recs_assets.models.rp3beta import RP3betaRecommender
+
+MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
+    "popularity": PopularityRecommender,
+    "ease": EASERecommender,
+    "rp3beta": RP3betaRecommender,
+    "lightfm": LightFMRecommender,
+    "lightfm_bpr": lightfm_bpr,
+    "lightfm_hybrid": lightfm_hybrid,
+    "ncf": NCFRecommender,
+    "content": ContentRecommender,
+    "blend": BlendRecommender,
+}
+
+
+def model_factory(name: str) -> Callable[..., Recommender]:
+    """The factory registered under ``name``; a clear error listing the known names otherwise."""
+    try:
+        return MODEL_FACTORIES[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODEL_FACTORIES)}") from None

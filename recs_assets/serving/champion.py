@@ -1,0 +1,43 @@
+"""The contract between model selection and serving: what the ``champion_model`` asset holds."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from recs_assets.models.base import InteractionMatrix, Recommender
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    """A fitted model chosen for serving, with the interactions it was fitted on.
+
+    Attributes:
+        model: the fitted recommender (any family with save/load).
+        train: its training matrix with user and item id maps (shapes must match the model).
+        version: model version reported by the service (e.g. the MLflow model version).
+    """
+
+    model: Recommender
+    train: InteractionMatrix
+    version: str
+
+
+def data_version(train: InteractionMatrix) -> str:
+    """Content hash (12 hex digits) of a training matrix and its id maps."""
+    h = hashlib.sha256()
+    m = train.matrix
+    for arr in (m.indptr, m.indices, m.data):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\x1f".join(map(str, train.user_ids)).encode())
+    h.update("\x1f".join(map(str, train.item_ids)).encode())
+    return h.hexdigest()[:12]
+
+
+def item_popularity(train: InteractionMatrix) -> np.ndarray:
+    """Distinct users per item (the fallback ranking for cold-start users)."""
+    csc = train.matrix.tocsc()
+    csc.eliminate_zeros()
+    return np.diff(csc.indptr).astype(np.float64)

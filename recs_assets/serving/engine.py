@@ -1,0 +1,412 @@
+"""The recommendation logic behind ``bento/service.py``: cache, model, fallbacks, metrics.
+
+Usable without BentoML running: build a ``RecommendationEngine`` from a ``ServingModel`` and a
+cache and call its methods. Bad input raises ``InputError`` (HTTP 400) or ``UnknownItemError``
+(HTTP 404), both ``ValueError``s that BentoML maps to those status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from bentoml.exceptions import InvalidArgument, NotFound
+
+from recs_assets.models.base import RecommenderError
+from recs_assets.serving.artifacts import ServingModel
+from recs_assets.serving.batch import batch_top_k
+from recs_assets.serving.cache import Cache, cache_key
+from recs_assets.serving.metrics import ServingMetrics
+from recs_assets.serving.schemas import (
+    BatchRecommendations,
+    ModelInfo,
+    Recommendations,
+    RecommendedItem,
+    ScoredItem,
+    Scores,
+    SimilarItems,
+)
+from recs_assets.serving.settings import ServingSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_K = 100
+# What a model may raise when it cannot score; the answer falls back to popularity.
+SCORE_ERRORS: tuple[type[BaseException], ...] = (
+    RecommenderError,
+    ValueError,
+    IndexError,
+    FloatingPointError,
+    MemoryError,
+)
+
+
+class InputError(InvalidArgument, ValueError):
+    """A request the API rejects (HTTP 400)."""
+
+
+class UnknownItemError(NotFound, ValueError):
+    """A request naming items the model does not know (HTTP 404)."""
+
+
+class RecommendationEngine:
+    """Answers recommend / batch / similar-items / score requests for one loaded model.
+
+    Args:
+        model: the loaded serving artifacts (model may be None: popularity only).
+        cache: response cache (Redis or in-process LRU).
+        settings: serving limits and variant.
+        metrics: Prometheus metrics to update.
+    """
+
+    def __init__(
+        self,
+        model: ServingModel,
+        cache: Cache,
+        settings: ServingSettings,
+        metrics: ServingMetrics,
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.settings = settings
+        self.metrics = metrics
+        self.namespace = model.labels.get("bento_tag", model.version).replace(":", "-")
+        binary = sp.csc_matrix(model.train.matrix, dtype=np.float32, copy=True)
+        binary.data[:] = 1.0
+        self._binary_csc = binary
+        self._item_norms = np.sqrt(np.diff(binary.indptr).astype(np.float64))
+        metrics.model_info.labels(
+            model_version=model.version,
+            model_name=model.model_name,
+            variant=settings.variant,
+            loaded=str(model.recommender is not None).lower(),
+        ).set(1)
+        if model.recommender is None:
+            metrics.fallbacks.labels(reason="model_unavailable")  # show the series at 0
+            logger.error(
+                "serving %s version %s WITHOUT a model (popularity fallback only): %s",
+                model.model_name,
+                model.version,
+                model.load_error,
+            )
+
+    # ---- helpers ------------------------------------------------------------------------------
+    @contextmanager
+    def _timed(self, endpoint: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except InputError:
+            self.metrics.errors.labels(endpoint=endpoint, kind="bad_input").inc()
+            raise
+        except UnknownItemError:
+            self.metrics.errors.labels(endpoint=endpoint, kind="unknown_item").inc()
+            raise
+        finally:
+            self.metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+
+    def _check_k(self, k: int) -> None:
+        if not 1 <= k <= MAX_K:
+            raise InputError(f"k must be between 1 and {MAX_K}, got {k}")
+
+    def _items(self, idx: Sequence[int], scores: Sequence[float]) -> list[RecommendedItem]:
+        t = self.model.titles
+        ids = self.model.train.item_ids
+        return [
+            RecommendedItem(item_id=str(ids[i]), score=float(s), title=str(t[i]))
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+    def _rec_key(self, user_id: str, k: int, exclude_seen: bool, context: dict[str, Any]) -> str:
+        parts: dict[str, object] = {"u": user_id, "k": k, "x": int(exclude_seen)}
+        if context:
+            parts["ctx"] = context
+        return cache_key(self.settings.cache_prefix, self.namespace, "rec", **parts)
+
+    def _cache_get(self, key: str) -> list[list[float]] | None:
+        errors_before = self.cache.stats.errors
+        raw = self.cache.get(key)
+        if self.cache.stats.errors > errors_before:
+            self.metrics.cache.labels(result="error").inc()
+        self.metrics.cache.labels(result="miss" if raw is None else "hit").inc()
+        return None if raw is None else json.loads(raw)
+
+    def _cache_set(self, key: str, idx: np.ndarray, scores: np.ndarray) -> None:
+        errors_before = self.cache.stats.errors
+        self.cache.set(
+            key, json.dumps([[int(i), float(s)] for i, s in zip(idx, scores, strict=True)])
+        )
+        if self.cache.stats.errors > errors_before:
+            self.metrics.cache.labels(result="error").inc()
+
+    def _fallback(self, reason: str) -> None:
+        self.metrics.fallbacks.labels(reason=reason).inc()
+
+    def popular_top_k(
+        self, user: int | None, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Most popular items, without the user's training items when asked (user None: none)."""
+        order = self.model.popular_order
+        if user is not None and exclude_seen:
+            m = self.model.train.matrix
+            seen = m.indices[m.indptr[user] : m.indptr[user + 1]]
+            order = order[: k + len(seen)]
+            order = order[~np.isin(order, seen)]
+        idx = order[:k]
+        return idx, self.model.popularity[idx]
+
+    def _model_top_k(
+        self, users: np.ndarray, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        rec = self.model.recommender
+        if rec is None:
+            return None
+        exclude = self.model.train.matrix if exclude_seen else None
+        try:
+            return batch_top_k(rec, users, k, exclude=exclude)
+        except SCORE_ERRORS as exc:
+            logger.error(
+                "model %s version %s failed to score %d users, serving popularity: %s: %s",
+                self.model.model_name,
+                self.model.version,
+                len(users),
+                type(exc).__name__,
+                exc,
+            )
+            self.metrics.errors.labels(endpoint="model", kind="model_error").inc()
+            return None
+
+    def _answer(self, user_id: str, items: list[RecommendedItem], source: str) -> Recommendations:
+        return Recommendations(
+            user_id=user_id,
+            items=items,
+            model_version=self.model.version,
+            variant=self.settings.variant,
+            source=source,  # type: ignore[arg-type]
+        )
+
+    # ---- endpoints ---------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        exclude_seen: bool = True,
+        context: dict[str, Any] | None = None,
+    ) -> Recommendations:
+        """Top-``k`` for one user: cache, then the model, then popularity for unknown users."""
+        with self._timed("recommend"):
+            self._check_k(k)
+            return self._recommend_many(
+                [str(user_id)], k, exclude_seen, context or {}, "recommend"
+            )[0]
+
+    def recommend_batch(
+        self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True
+    ) -> BatchRecommendations:
+        """Top-``k`` for each of ``user_ids`` (at most ``settings.max_batch_users``), in order."""
+        with self._timed("recommend_batch"):
+            self._check_k(k)
+            if not 1 <= len(user_ids) <= self.settings.max_batch_users:
+                raise InputError(
+                    f"user_ids must hold between 1 and {self.settings.max_batch_users} ids, "
+                    f"got {len(user_ids)}"
+                )
+            results = self._recommend_many(
+                [str(u) for u in user_ids], k, exclude_seen, {}, "recommend_batch"
+            )
+            return BatchRecommendations(results=results, model_version=self.model.version)
+
+    def _recommend_many(
+        self,
+        user_ids: list[str],
+        k: int,
+        exclude_seen: bool,
+        context: dict[str, Any],
+        endpoint: str,
+    ) -> list[Recommendations]:
+        train = self.model.train
+        out: list[Recommendations | None] = [None] * len(user_ids)
+        todo: list[tuple[int, int, str]] = []  # (position, user row, cache key)
+        for pos, uid in enumerate(user_ids):
+            if not train.has_user(uid):
+                idx, sc = self.popular_top_k(None, k, exclude_seen)
+                self._fallback("unknown_user")
+                out[pos] = self._answer(uid, self._items(idx, sc), "fallback")
+                continue
+            key = self._rec_key(uid, k, exclude_seen, context)
+            hit = self._cache_get(key)
+            if hit is not None:
+                out[pos] = self._answer(
+                    uid, self._items([int(i) for i, _ in hit], [s for _, s in hit]), "cache"
+                )
+            else:
+                todo.append((pos, train.user_index(uid), key))
+        if todo:
+            rows = np.array([u for _, u, _ in todo], dtype=np.int64)
+            computed = self._model_top_k(rows, k, exclude_seen)
+            for j, (pos, row, key) in enumerate(todo):
+                if computed is None:
+                    reason = (
+                        "model_unavailable" if self.model.recommender is None else "model_error"
+                    )
+                    self._fallback(reason)
+                    idx, sc = self.popular_top_k(row, k, exclude_seen)
+                    out[pos] = self._answer(user_ids[pos], self._items(idx, sc), "fallback")
+                    continue
+                idx, sc = computed[0][j], computed[1][j]
+                keep = idx >= 0
+                idx, sc = idx[keep], sc[keep]
+                self._cache_set(key, idx, sc)
+                out[pos] = self._answer(user_ids[pos], self._items(idx, sc), "model")
+        answers = [a for a in out if a is not None]
+        for a in answers:
+            self.metrics.requests.labels(endpoint=endpoint, source=a.source).inc()
+        return answers
+
+    def similar_items(self, item_id: str, k: int = 10) -> SimilarItems:
+        """Items most similar to ``item_id``: the model's, else training co-occurrence cosine."""
+        with self._timed("similar_items"):
+            self._check_k(k)
+            train = self.model.train
+            if not train.has_item(item_id):
+                raise UnknownItemError(f"unknown item_id {item_id!r}")
+            item = train.item_index(item_id)
+            key = cache_key(self.settings.cache_prefix, self.namespace, "sim", i=item_id, k=k)
+            hit = self._cache_get(key)
+            if hit is not None:
+                items = self._items([int(i) for i, _ in hit], [s for _, s in hit])
+                return self._similar(item_id, items, "cache")
+            computed = self._model_similar(item, k)
+            if computed is None:
+                idx, sc = self.cooccurrence_similar(item, k)
+                return self._similar(item_id, self._items(idx, sc), "fallback")
+            idx, sc = computed
+            self._cache_set(key, idx, sc)
+            return self._similar(item_id, self._items(idx, sc), "model")
+
+    def _similar(self, item_id: str, items: list[RecommendedItem], source: str) -> SimilarItems:
+        self.metrics.requests.labels(endpoint="similar_items", source=source).inc()
+        return SimilarItems(
+            item_id=item_id,
+            items=items,
+            model_version=self.model.version,
+            source=source,  # type: ignore[arg-type]
+        )
+
+    def _model_similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        rec = self.model.recommender
+        if rec is None:
+            self._fallback("model_unavailable")
+            return None
+        try:
+            idx, sc = rec.similar_items(np.array([item]), k)
+        except NotImplementedError:
+            self._fallback("no_item_vectors")
+            return None
+        except SCORE_ERRORS as exc:
+            logger.error("model %s similar_items failed: %s: %s", rec.name, type(exc).__name__, exc)
+            self.metrics.errors.labels(endpoint="similar_items", kind="model_error").inc()
+            self._fallback("model_error")
+            return None
+        keep = np.isfinite(sc[0])
+        return idx[0][keep], sc[0][keep]
+
+    def cooccurrence_similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine of binary training columns; ties (and items never co-consumed) by popularity."""
+        X = self._binary_csc
+        col = X[:, item]
+        co = np.asarray((X.T @ col).todense(), dtype=np.float64).ravel()
+        denom = self._item_norms * self._item_norms[item]
+        cos = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
+        cos[item] = -np.inf
+        order = np.lexsort((-self.model.popularity, -cos))
+        order = order[order != item][:k]
+        return order, cos[order]
+
+    def score(self, user_id: str, item_ids: Sequence[str]) -> Scores:
+        """Model scores of ``item_ids`` for ``user_id`` (popularity for unknown users)."""
+        with self._timed("score"):
+            train = self.model.train
+            if not 1 <= len(item_ids) <= self.settings.max_score_items:
+                raise InputError(
+                    f"item_ids must hold between 1 and {self.settings.max_score_items} ids, "
+                    f"got {len(item_ids)}"
+                )
+            unknown = [i for i in item_ids if not train.has_item(i)]
+            if unknown:
+                raise UnknownItemError(f"unknown item_ids: {unknown[:10]} ({len(unknown)} in all)")
+            cols = np.array([train.item_index(i) for i in item_ids], dtype=np.int64)
+            values: np.ndarray | None = None
+            source = "model"
+            rec = self.model.recommender
+            if train.has_user(user_id) and rec is not None:
+                try:
+                    values = np.asarray(
+                        rec.score(np.array([train.user_index(user_id)]), cols), dtype=np.float64
+                    )[0]
+                    if not np.all(np.isfinite(values)):
+                        raise RecommenderError(f"{rec.name} produced non-finite scores")
+                except SCORE_ERRORS as exc:
+                    logger.error("model %s score failed: %s: %s", rec.name, type(exc).__name__, exc)
+                    self.metrics.errors.labels(endpoint="score", kind="model_error").inc()
+                    self._fallback("model_error")
+                    values = None
+            elif not train.has_user(user_id):
+                self._fallback("unknown_user")
+            else:
+                self._fallback("model_unavailable")
+            if values is None:
+                values = self.model.popularity[cols]
+                source = "fallback"
+            self.metrics.requests.labels(endpoint="score", source=source).inc()
+            return Scores(
+                user_id=user_id,
+                scores=[
+                    ScoredItem(item_id=str(i), score=float(v))
+                    for i, v in zip(item_ids, values, strict=True)
+                ],
+                model_version=self.model.version,
+                variant=self.settings.variant,
+                source=source,  # type: ignore[arg-type]
+            )
+
+    def warm(
+        self, users: np.ndarray, k: int = 10, exclude_seen: bool = True, block: int = 2048
+    ) -> int:
+        """Precompute and cache the lists of ``users`` (row indices); returns how many were cached."""
+        self._check_k(k)
+        rec = self.model.recommender
+        if rec is None:
+            return 0
+        users = np.asarray(users, dtype=np.int64)
+        exclude = self.model.train.matrix if exclude_seen else None
+        idx, sc = batch_top_k(rec, users, k, exclude=exclude, block=block)
+        for row, items, scores in zip(users, idx, sc, strict=True):
+            keep = items >= 0
+            uid = str(self.model.train.user_ids[row])
+            self._cache_set(self._rec_key(uid, k, exclude_seen, {}), items[keep], scores[keep])
+        return len(users)
+
+    def info(self) -> ModelInfo:
+        """What this worker serves, with its cache counters."""
+        s = self.cache.stats
+        return ModelInfo(
+            model_version=self.model.version,
+            model_name=self.model.model_name,
+            model_loaded=self.model.recommender is not None,
+            load_error=self.model.load_error,
+            labels=self.model.labels,
+            variant=self.settings.variant,
+            n_users=self.model.train.n_users,
+            n_items=self.model.train.n_items,
+            cache=self.cache.kind,
+            cache_hits=s.hits,
+            cache_misses=s.misses,
+            cache_errors=s.errors,
+        )

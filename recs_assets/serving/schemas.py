@@ -1,0 +1,95 @@
+"""Request and response shapes of the recommendation API (pydantic; shown on the OpenAPI page)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Source = Literal["model", "cache", "fallback"]
+
+
+class RequestContext(BaseModel):
+    """Optional request context; accepted for context-aware rerankers, part of the cache key."""
+
+    model_config = ConfigDict(extra="allow")
+
+    device: str | None = Field(None, description="Client device, e.g. 'mobile', 'desktop', 'tv'.")
+    hour: int | None = Field(None, ge=0, le=23, description="Local hour of the request, 0-23.")
+    platform: str | None = Field(None, description="Client platform, e.g. 'ios', 'web'.")
+
+
+class RecommendedItem(BaseModel):
+    """One recommended item."""
+
+    item_id: str = Field(description="External item id.")
+    score: float = Field(description="Model score (higher is better; comparable within a list).")
+    title: str = Field(description="Item title from the catalog at export time.")
+
+
+class Recommendations(BaseModel):
+    """A ranked list for one user."""
+
+    user_id: str = Field(description="The user the list is for.")
+    items: list[RecommendedItem] = Field(description="Recommended items, best first.")
+    model_version: str = Field(description="Version of the model that produced the list.")
+    variant: str = Field(description="Experiment variant of this deployment.")
+    source: Source = Field(
+        description="'model': computed now; 'cache': served from the cache; 'fallback': "
+        "popularity (unknown user, or the model failed)."
+    )
+
+
+class BatchRecommendations(BaseModel):
+    """Lists for several users, in request order."""
+
+    results: list[Recommendations] = Field(description="One entry per requested user id.")
+    model_version: str = Field(description="Version of the model that produced the lists.")
+
+
+class ScoredItem(BaseModel):
+    """A model score for one (user, item) pair."""
+
+    item_id: str = Field(description="External item id.")
+    score: float = Field(description="Model score (higher is better).")
+
+
+class Scores(BaseModel):
+    """Scores of requested items for one user, in request order."""
+
+    user_id: str = Field(description="The user scored.")
+    scores: list[ScoredItem] = Field(description="One score per requested item id.")
+    model_version: str = Field(description="Version of the model that produced the scores.")
+    variant: str = Field(description="Experiment variant of this deployment.")
+    source: Source = Field(description="'model', or 'fallback' (popularity) for unknown users.")
+
+
+class SimilarItems(BaseModel):
+    """Items most similar to one item."""
+
+    item_id: str = Field(description="The query item.")
+    items: list[RecommendedItem] = Field(description="Similar items, most similar first.")
+    model_version: str = Field(description="Version of the model that produced the list.")
+    source: Source = Field(
+        description="'model': the model's item vectors; 'cache'; 'fallback': co-occurrence "
+        "cosine on the training interactions (the model has no item vectors)."
+    )
+
+
+class ModelInfo(BaseModel):
+    """What this worker serves."""
+
+    model_version: str = Field(description="Reported model version.")
+    model_name: str = Field(description="Model family (popularity, ease, ...).")
+    model_loaded: bool = Field(description="False when the model failed to load (fallback only).")
+    load_error: str | None = Field(description="Why the model failed to load, if it did.")
+    labels: dict[str, str] = Field(
+        description="Labels of the BentoML model (run id, data version)."
+    )
+    variant: str = Field(description="Experiment variant of this deployment.")
+    n_users: int = Field(description="Users known to the model.")
+    n_items: int = Field(description="Items in the catalog of the model.")
+    cache: str = Field(description="Cache backend: 'redis' or 'lru'.")
+    cache_hits: int = Field(description="Cache hits in this worker since start.")
+    cache_misses: int = Field(description="Cache misses in this worker since start.")
+    cache_errors: int = Field(description="Cache backend errors in this worker since start.")

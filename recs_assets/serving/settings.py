@@ -1,0 +1,89 @@
+"""Serving settings, read once from the environment when a service worker starts.
+
+Environment variables (all optional):
+
+- ``RECS_BENTO_MODEL``: tag of the model in the BentoML model store (``recs_recommender:latest``).
+- ``RECS_REDIS_URL``: Redis URL for the response cache (``redis://127.0.0.1:6379/0``); unset means
+  an in-process LRU cache per worker.
+- ``RECS_CACHE_TTL_S``: cache entry lifetime in seconds (600).
+- ``RECS_CACHE_PREFIX``: prefix of every cache key (``recs``).
+- ``RECS_CACHE_SIZE``: entries kept by the in-process LRU (10000).
+- ``RECS_REDIS_TIMEOUT_S``: Redis connect and socket timeout in seconds (0.1).
+- ``RECS_REDIS_BACKOFF_S``: how long to stop calling Redis after a failure (1.0).
+- ``RECS_MAX_BATCH_USERS``: most user ids in one ``/recommend_batch`` request (1000).
+- ``RECS_MAX_SCORE_ITEMS``: most item ids in one ``/score`` request (1000).
+- ``RECS_VARIANT``: experiment variant reported with every answer (``champion``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_MODEL_TAG = "recs_recommender:latest"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Everything a serving worker is configured with.
+
+    Attributes:
+        model_tag: BentoML model tag to load.
+        redis_url: Redis URL of the shared cache, or None for the in-process LRU.
+        cache_ttl_s: lifetime of a cached answer, seconds.
+        cache_prefix: first part of every cache key.
+        cache_size: capacity of the in-process LRU.
+        redis_timeout_s: Redis connect/read timeout, seconds.
+        redis_backoff_s: pause before calling Redis again after a failure, seconds.
+        max_batch_users: most users per ``/recommend_batch`` call.
+        max_score_items: most items per ``/score`` call.
+        variant: experiment variant name echoed in every answer.
+    """
+
+    model_tag: str = DEFAULT_MODEL_TAG
+    redis_url: str | None = None
+    cache_ttl_s: int = 600
+    cache_prefix: str = "recs"
+    cache_size: int = 10_000
+    redis_timeout_s: float = 0.1
+    redis_backoff_s: float = 1.0
+    max_batch_users: int = 1000
+    max_score_items: int = 1000
+    variant: str = "champion"
+
+    def __post_init__(self) -> None:
+        for name in ("cache_ttl_s", "cache_size", "max_batch_users", "max_score_items"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"serving setting {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("redis_timeout_s", "redis_backoff_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"serving setting {name} must be > 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
+        """Settings from ``RECS_*`` variables (``os.environ`` by default); unset ones keep defaults."""
+        env = os.environ if env is None else env
+
+        def get(name: str, cast: type, default: object) -> object:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return cast(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+
+        d = cls()
+        return cls(
+            model_tag=str(get("RECS_BENTO_MODEL", str, d.model_tag)),
+            redis_url=env.get("RECS_REDIS_URL", "").strip() or None,
+            cache_ttl_s=int(get("RECS_CACHE_TTL_S", int, d.cache_ttl_s)),  # type: ignore[arg-type]
+            cache_prefix=str(get("RECS_CACHE_PREFIX", str, d.cache_prefix)),
+            cache_size=int(get("RECS_CACHE_SIZE", int, d.cache_size)),  # type: ignore[arg-type]
+            redis_timeout_s=float(get("RECS_REDIS_TIMEOUT_S", float, d.redis_timeout_s)),  # type: ignore[arg-type]
+            redis_backoff_s=float(get("RECS_REDIS_BACKOFF_S", float, d.redis_backoff_s)),  # type: ignore[arg-type]
+            max_batch_users=int(get("RECS_MAX_BATCH_USERS", int, d.max_batch_users)),  # type: ignore[arg-type]
+            max_score_items=int(get("RECS_MAX_SCORE_ITEMS", int, d.max_score_items)),  # type: ignore[arg-type]
+            variant=str(get("RECS_VARIANT", str, d.variant)),
+        )

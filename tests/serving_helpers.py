@@ -1,0 +1,79 @@
+"""Tiny hand-written data and builders shared by the serving tests.
+
+Five users, six items; item i_k is consumed by exactly 5 - k users, so popularity is strict:
+i0 (5) > i1 (4) > i2 (3) > i3 (2) > i4 (1) > i5 (0, never consumed).
+
+    u0: i0 i1 i2 i3 i4
+    u1: i0 i1 i2 i3
+    u2: i0 i1 i2
+    u3: i0 i1
+    u4: i0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recs_assets.models.base import InteractionMatrix, Recommender
+from recs_assets.models.popularity import PopularityRecommender
+from recs_assets.serving.artifacts import ServingModel, write_artifacts
+
+USERS = [f"u{i}" for i in range(5)]
+ITEMS = [f"i{i}" for i in range(6)]
+HISTORY = {
+    "u0": ["i0", "i1", "i2", "i3", "i4"],
+    "u1": ["i0", "i1", "i2", "i3"],
+    "u2": ["i0", "i1", "i2"],
+    "u3": ["i0", "i1"],
+    "u4": ["i0"],
+}
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage pings from tests
+
+LABELS = {"model_version": "v-test-1", "dagster_run_id": "run-abc", "data_version": "d-1"}
+
+
+def tiny_train() -> InteractionMatrix:
+    rows = [(u, i) for u, items in HISTORY.items() for i in items]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    return InteractionMatrix.from_frame(df, user_ids=USERS, item_ids=ITEMS)
+
+
+def tiny_items() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": ITEMS,
+            "title": [f"Title {i}" for i in range(6)],
+            "categories": ["Action", "Comedy", "Drama|Action", None, "Comedy", "Drama"],
+        }
+    )
+
+
+def popularity_of(train: InteractionMatrix) -> np.ndarray:
+    return np.diff(train.matrix.tocsc().indptr).astype(np.float64)
+
+
+def write_serving_folder(folder: Path, model: Recommender | None = None) -> ServingModel:
+    """Fit (popularity by default) on the tiny data, write a serving folder, load it back."""
+    train = tiny_train()
+    model = model if model is not None else PopularityRecommender()
+    if not model._fitted:
+        model.fit(train)
+    write_artifacts(folder, model, train, tiny_items(), popularity_of(train))
+    return ServingModel.load(folder, labels=dict(LABELS), version=LABELS["model_version"])
+
+
+@contextlib.contextmanager
+def model_store(home: Path) -> Iterator[None]:
+    """Point this process's BentoML model store at ``home/models`` for the block."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    with BentoMLContainer.model_store.patch(ModelStore(home / "models")):
+        yield
