@@ -39,5 +39,5 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
     return {
         "phase1": Phase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
-        "mlflow": MlflowTracker(tracking_uri=env.get("MLFLOW_TRACKING_URI", "")),
+        "mlflow_tracker": MlflowTracker(tracking_uri=env.get("MLFLOW_TRACKING_URI", "")),
     }

@@ -302,6 +302,22 @@ def evaluate_split(
         raise ValueError(f"k must be >= 1, got {k}")
     name, factory = _resolve(model)
     fitted, fit_seconds = _fit(factory, params or {}, split, side)
+    return measure(name, fitted, split, side, k=k, fit_seconds=fit_seconds, curve_k=curve_k)
+
+
+def measure(
+    name: str,
+    fitted: Recommender,
+    split: Split,
+    side: SideInfo,
+    *,
+    k: int = 10,
+    fit_seconds: float = float("nan"),
+    curve_k: int = 20,
+) -> ModelEvaluation:
+    """Measure an already fitted ``model`` (fitted on ``split.train``) on ``split.test``."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
     test_users = split.test_users()
     if split.candidates is not None:  # P3: rank the held-out item among sampled negatives
         t0 = time.perf_counter()

@@ -20,6 +20,7 @@ clicks: a personalized model beats popularity. No Python loop runs per event.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,9 @@ NOUNS: tuple[str, ...] = (
 )  # fmt: skip
 
 EXPLORATION = 0.15  # share of views whose category ignores the user's taste
+LATENT_DIM = 8  # dimensions of the item-level latent taste
+LATENT_STRENGTH = 3.0  # how strongly latent taste beats exposure among a category's candidates
+CANDIDATES = 20  # items drawn by exposure per view, one of which the latent taste picks
 MEAN_EXTRA_VIEWS_PER_SESSION = 2.0  # session length = 1 + Poisson(this)
 MEAN_VIEW_GAP_S = 90.0
 TREND = 0.5  # the last hour of the window is 1 + TREND times as busy as the first
@@ -123,6 +127,9 @@ class GroundTruth:
         item_quality: (n_items,) in (0, 1): raises click, purchase and rating probability.
         item_popularity: (n_items,), sums to 1: power-law exposure weight of each item.
         category_share: (n_categories,), sums to 1: the category mix of exploratory views.
+        user_factors: (n_users, LATENT_DIM) latent item-level taste (within a category, a user
+            prefers items whose ``item_factors`` align with theirs).
+        item_factors: (n_items, LATENT_DIM) latent item traits.
     """
 
     categories: tuple[str, ...]
@@ -136,6 +143,8 @@ class GroundTruth:
     item_quality: np.ndarray
     item_popularity: np.ndarray
     category_share: np.ndarray
+    user_factors: np.ndarray | None = None
+    item_factors: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -204,19 +213,7 @@ def shifted_ground_truth(ground_truth: GroundTruth, taste_shift: float) -> Groun
 
 
 def _replace_taste(gt: GroundTruth, taste: np.ndarray) -> GroundTruth:
-    return GroundTruth(
-        categories=gt.categories,
-        user_ids=gt.user_ids,
-        item_ids=gt.item_ids,
-        user_taste=taste,
-        user_activity=gt.user_activity,
-        user_device=gt.user_device,
-        user_signup_us=gt.user_signup_us,
-        item_categories=gt.item_categories,
-        item_quality=gt.item_quality,
-        item_popularity=gt.item_popularity,
-        category_share=gt.category_share,
-    )
+    return dataclasses.replace(gt, user_taste=taste)
 
 
 def generate_synthetic(
@@ -351,6 +348,8 @@ def _ground_truth(
         item_quality=quality,
         item_popularity=popularity,
         category_share=category_share,
+        user_factors=rng.normal(0.0, 1.0, (n_users, LATENT_DIM)) / np.sqrt(LATENT_DIM),
+        item_factors=rng.normal(0.0, 1.0, (n_items, LATENT_DIM)),
     )
     users = pd.DataFrame(
         {
@@ -499,8 +498,19 @@ def _sample_items(gt: GroundTruth, rng: np.random.Generator, users: np.ndarray) 
         if members.size == 0:  # an empty category: fall back to the whole catalog
             members = all_items
         cum_w = np.cumsum(gt.item_popularity[members])
-        pick = np.searchsorted(cum_w, r_item[where] * cum_w[-1], side="right")
-        items[where] = members[np.minimum(pick, members.size - 1)]
+        if gt.user_factors is None or gt.item_factors is None:
+            pick = np.searchsorted(cum_w, r_item[where] * cum_w[-1], side="right")
+            items[where] = members[np.minimum(pick, members.size - 1)]
+            continue
+        # Draw CANDIDATES items by exposure, then let the user's latent taste (plus Gumbel noise)
+        # choose among them: popular items are seen more, but which one a user picks is personal.
+        r_cand = rng.random((where.size, CANDIDATES))
+        pick = np.searchsorted(cum_w, r_cand * cum_w[-1], side="right")
+        cand = members[np.minimum(pick, members.size - 1)]
+        fit = np.einsum("nd,ncd->nc", gt.user_factors[users[where]], gt.item_factors[cand])
+        gumbel = -np.log(-np.log(rng.random((where.size, CANDIDATES)).clip(1e-12, 1 - 1e-12)))
+        choice = np.argmax(LATENT_STRENGTH * fit + gumbel, axis=1)
+        items[where] = cand[np.arange(where.size), choice]
     return items
 
 

@@ -1,0 +1,241 @@
+"""Model assets: one per family, fitted on the P1 train split, measured on held-out test data,
+tracked and registered in MLflow; and ``champion_model``, the best family that passed its gates.
+
+No ``from __future__ import annotations`` here: Dagster resolves ``Config`` annotations at runtime.
+"""
+
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+import mlflow
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from recs_assets.datasets.dataset import TrainingDataset
+from recs_assets.evaluation.gates import GateConfig
+from recs_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracker
+from recs_assets.models.trained import (
+    TrainedModel,
+    choose_champion,
+    fit_family,
+    gate_results,
+    held_out_evaluation,
+    saved_folder,
+    side_info,
+)
+from recs_assets.serving.champion import ChampionModel
+
+# Families materialized as assets (each must be a registry name). NCF trains longest.
+MODEL_FAMILIES: tuple[str, ...] = ("popularity", "ease", "rp3beta", "lightfm", "ncf", "content")
+REGISTERED_PREFIX = "recs"
+
+
+class ModelTrainingConfig(Config):
+    """How a model family is trained and gated.
+
+    ``hyperparameters``: overrides of the family's tuned defaults (e.g. the tuning asset's best).
+    ``register_version``: register the fitted model as a new MLflow model version.
+    Gate thresholds: see ``docs/evaluation.md``.
+    """
+
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    k: int = 10
+    register_version: bool = True
+    min_ndcg_lift: float = 0.10
+    min_auc: float = 0.7
+    min_user_coverage: float = 0.9
+    min_ild: float = 0.0
+
+
+def _metric_key(name: str) -> str:
+    return name.replace("@", "_at_")
+
+
+def build_model_asset(family: str) -> AssetsDefinition:
+    """The ``{family}_model`` asset."""
+
+    @asset(
+        name=f"{family}_model",
+        ins={
+            "stratified_dataset": AssetIn(),
+            "raw_users": AssetIn(),
+            "raw_items": AssetIn(),
+        },
+        description=f"The {family} recommender fitted on the P1 train split, with held-out metrics.",
+    )
+    def _model(
+        context: AssetExecutionContext,
+        config: ModelTrainingConfig,
+        mlflow_tracker: MlflowTracker,
+        stratified_dataset: TrainingDataset,
+        raw_users: pd.DataFrame,
+        raw_items: pd.DataFrame,
+    ) -> Output[TrainedModel]:
+        split = stratified_dataset.split
+        side = side_info(split, raw_users, raw_items)
+        asset_key = f"{family}_model"
+        with mlflow_tracker.start_run(
+            family, dagster_run_id=context.run.run_id, asset_key=asset_key, tags={"family": family}
+        ) as run:
+
+            def progress(report: Any) -> None:  # per-epoch progress of iterative models
+                context.log.info(f"{family}: {report}")
+                step = int(getattr(report, "epoch", 0))
+                mlflow.log_metric(f"{getattr(report, 'stage', 'main')}_loss", report.loss, step)
+                if getattr(report, "validation_ndcg", None) is not None:
+                    mlflow.log_metric("validation_ndcg_at_10", report.validation_ndcg, step)
+
+            model, fit_seconds = fit_family(
+                family, split, side, config.hyperparameters or None, progress
+            )
+            evaluation = held_out_evaluation(family, model, fit_seconds, split, side, k=config.k)
+            gates = gate_results(
+                evaluation,
+                GateConfig(
+                    config.min_ndcg_lift, config.min_auc, config.min_user_coverage, config.min_ild
+                ),
+            )
+            mlflow_tracker.log_params({"family": family, **model.params()})
+            flat = {_metric_key(k): float(v) for k, v in evaluation.flat().items()}
+            mlflow.log_metrics({k: v for k, v in flat.items() if v == v})  # NaN is not loggable
+            mlflow.log_dict(
+                {
+                    g.gate: {"passed": g.passed, "value": g.value, "threshold": g.threshold}
+                    for g in gates
+                },
+                "gates.json",
+            )
+            version, registered = "", ""
+            if config.register_version:
+                folder = saved_folder(model)
+                registered = f"{REGISTERED_PREFIX}-{family}"
+                mv = mlflow_tracker.register_folder(
+                    run.info.run_id,
+                    folder,
+                    registered,
+                    tags={"dagster.run_id": context.run.run_id, "family": family},
+                )
+                shutil.rmtree(folder.parent, ignore_errors=True)
+                version = str(mv.version)
+            run_id = run.info.run_id
+        trained = TrainedModel(
+            family, model, split.train, evaluation, gates, run_id, version, registered
+        )
+        m = evaluation.metrics
+        return Output(
+            trained,
+            metadata={
+                "ndcg@10": MetadataValue.float(float(m.get("ndcg@10", float("nan")))),
+                "precision@10": MetadataValue.float(float(m.get("precision@10", float("nan")))),
+                "recall@10": MetadataValue.float(float(m.get("recall@10", float("nan")))),
+                "auc": MetadataValue.float(float(m.get("auc", float("nan")))),
+                "ndcg lift over popularity": MetadataValue.float(
+                    float(evaluation.lift.get("ndcg@10", 0.0))
+                ),
+                "fit_seconds": MetadataValue.float(fit_seconds),
+                "passed_gates": MetadataValue.bool(trained.passed_gates),
+                "params": MetadataValue.json(model.params()),
+                "mlflow_run": MetadataValue.text(mlflow_tracker.run_url(run_id)),
+                "mlflow_model_version": MetadataValue.text(
+                    f"{registered} v{version}" if version else "(not registered)"
+                ),
+            },
+        )
+
+    return _model
+
+
+def build_gate_check(family: str) -> AssetChecksDefinition:
+    """Quality gates of ``{family}_model`` (non-blocking: ``champion_model`` only takes models
+    that passed, and its own blocking check stops serving when none did)."""
+
+    @asset_check(asset=AssetKey(f"{family}_model"), name="quality_gates")
+    def _gates(trained: TrainedModel) -> AssetCheckResult:
+        rows = "\n".join(
+            f"| {g.gate} | {g.value:.4f} | {g.threshold:.4f} | {'pass' if g.passed else 'FAIL'} |"
+            for g in trained.gates
+        )
+        return AssetCheckResult(
+            passed=trained.passed_gates,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "gates": MetadataValue.md(
+                    "| gate | value | threshold | result |\n| --- | --- | --- | --- |\n" + rows
+                )
+            },
+        )
+
+    return _gates
+
+
+class ChampionConfig(Config):
+    """``metric``: the held-out metric that ranks the families that passed their gates."""
+
+    metric: str = "ndcg@10"
+
+
+def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
+    @asset(
+        name="champion_model",
+        ins={f"{f}_model": AssetIn() for f in families},
+        description="The best model family that passed its quality gates: what serving loads.",
+    )
+    def _champion(
+        context: AssetExecutionContext,
+        config: ChampionConfig,
+        mlflow_tracker: MlflowTracker,
+        **trained_models: TrainedModel,
+    ) -> Output[ChampionModel]:
+        ranked = choose_champion(list(trained_models.values()), config.metric)
+        table = "\n".join(
+            f"| {t.family} | {t.evaluation.metrics.get(config.metric, float('nan')):.4f} | "
+            f"{'pass' if t.passed_gates else 'FAIL'} | {t.model_version or '-'} |"
+            for t in sorted(trained_models.values(), key=lambda t: t.family)
+        )
+        if not ranked:
+            raise ValueError(
+                f"no model passed its quality gates; nothing can be promoted:\n{table}"
+            )
+        best = ranked[0]
+        if best.model_version:
+            mlflow_tracker.set_alias(best.registered_name, CHAMPION, best.model_version)
+        if len(ranked) > 1 and ranked[1].model_version:
+            second = ranked[1]
+            mlflow_tracker.set_alias(second.registered_name, CHALLENGER, second.model_version)
+        version = (
+            f"{best.registered_name}/{best.model_version}" if best.model_version else best.family
+        )
+        context.log.info(f"champion: {version}")
+        return Output(
+            ChampionModel(best.model, best.train, version),
+            metadata={
+                "champion": MetadataValue.text(version),
+                config.metric: MetadataValue.float(float(best.evaluation.metrics[config.metric])),
+                "candidates": MetadataValue.md(
+                    f"| family | {config.metric} | gates | MLflow version |\n"
+                    "| --- | --- | --- | --- |\n" + table
+                ),
+            },
+        )
+
+    return _champion
+
+
+MODEL_ASSETS = [build_model_asset(f) for f in MODEL_FAMILIES]
+GATE_CHECKS = [build_gate_check(f) for f in MODEL_FAMILIES]
+CHAMPION_ASSET = build_champion_asset(MODEL_FAMILIES)

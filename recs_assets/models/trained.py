@@ -1,0 +1,108 @@
+"""What a model asset hands downstream, and the pure pieces of training a model family."""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recs_assets.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
+from recs_assets.evaluation.protocols import Split
+from recs_assets.evaluation.runner import (
+    ModelEvaluation,
+    SideTables,
+    build_side_info,
+    measure,
+    with_lift,
+)
+from recs_assets.models.base import InteractionMatrix, Recommender, SideInfo
+from recs_assets.models.popularity import PopularityRecommender
+from recs_assets.models.registry import model_factory
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted model family with its held-out evaluation and where MLflow keeps it.
+
+    Attributes:
+        family: registry name (``ease``, ``lightfm`` ...).
+        model: the fitted recommender.
+        train: the interaction matrix it was fitted on (id maps included).
+        evaluation: P1 held-out metrics (with lift over popularity on the same split).
+        gates: the quality gates evaluated on ``evaluation``.
+        mlflow_run_id: the MLflow run of this training ("" when not tracked).
+        model_version: the MLflow registered model version ("" when not registered).
+        registered_name: the MLflow registered model name.
+    """
+
+    family: str
+    model: Recommender
+    train: InteractionMatrix
+    evaluation: ModelEvaluation
+    gates: tuple[GateResult, ...]
+    mlflow_run_id: str = ""
+    model_version: str = ""
+    registered_name: str = ""
+
+    @property
+    def passed_gates(self) -> bool:
+        return passed(list(self.gates))
+
+
+def fit_family(
+    family: str,
+    split: Split,
+    side: SideInfo,
+    params: Mapping[str, Any] | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> tuple[Recommender, float]:
+    """Fit the registry family on ``split.train``; pass ``progress`` to models that report
+    per-epoch progress (a ``callback`` parameter of ``fit``). Returns (model, seconds)."""
+    model = model_factory(family)(**dict(params or {}))
+    kwargs: dict[str, Any] = {}
+    if progress is not None and "callback" in inspect.signature(model.fit).parameters:
+        kwargs["callback"] = progress
+    t0 = time.perf_counter()
+    model.fit(split.train, side, **kwargs)
+    return model, time.perf_counter() - t0
+
+
+def held_out_evaluation(
+    family: str,
+    model: Recommender,
+    fit_seconds: float,
+    split: Split,
+    side: SideInfo,
+    k: int = 10,
+) -> ModelEvaluation:
+    """``model``'s metrics on ``split.test`` with lifts over popularity fitted on the same train."""
+    own = measure(family, model, split, side, k=k, fit_seconds=fit_seconds)
+    baseline = measure("popularity", PopularityRecommender().fit(split.train), split, side, k=k)
+    return with_lift(own, baseline)
+
+
+def gate_results(evaluation: ModelEvaluation, config: GateConfig) -> tuple[GateResult, ...]:
+    return tuple(evaluate_gates(evaluation, config))
+
+
+def side_info(split: Split, users: pd.DataFrame | None, items: pd.DataFrame | None) -> SideInfo:
+    return build_side_info(split, SideTables(users=users, items=items))
+
+
+def saved_folder(model: Recommender) -> Path:
+    """Save ``model`` into a fresh temporary folder (caller logs it and may delete it)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"recs-{model.name}-"))
+    model.save(folder / "model")
+    return folder / "model"
+
+
+def choose_champion(candidates: list[TrainedModel], metric: str) -> list[TrainedModel]:
+    """Candidates that passed their gates, best ``metric`` first (ties: family name)."""
+    ok = [c for c in candidates if c.passed_gates and metric in c.evaluation.metrics]
+    return sorted(ok, key=lambda c: (-c.evaluation.metrics[metric], c.family))
