@@ -1,29 +1,74 @@
-"""Wires the recs code location: asset domains with their groups, checks, resources, automation.
-
-Only wiring lives here. Resources are chosen per deployment by ``RECS_DEPLOYMENT``
-(``local``, the embedded default, or ``production``) in ``recs_assets.resources``.
+"""Wires the recs code location: asset domains with their groups, checks, jobs, automation and
+resources. Only wiring lives here; resources per deployment come from ``recs_assets.resources``.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from types import ModuleType
+
+from dagster import (
+    AssetsDefinition,
+    Definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 from recs_assets import groups
+from recs_assets.automation import jobs, schedules, sensors
+from recs_assets.datasets import checks as dataset_checks
+from recs_assets.datasets import training_datasets
 from recs_assets.evaluation import assets as evaluation_assets
+from recs_assets.features import (
+    checks as feature_checks,
+)
+from recs_assets.features import (
+    context_features,
+    item_features,
+    online_feature_store,
+    user_features,
+)
+from recs_assets.models import assets as model_assets
+from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
 from recs_assets.phase1 import assets as phase1_assets
 from recs_assets.resources import build_resources
+from recs_assets.serving import batch_recommendations, bento_model
 
-_DOMAINS = [
-    (phase1_assets, groups.RAW),
-    (evaluation_assets, groups.EVALUATION),
+# module -> group; a module's assets all land in its domain's group.
+DOMAINS: dict[str, list[ModuleType]] = {
+    groups.RAW: [phase1_assets],
+    groups.FEATURES: [user_features, item_features, context_features, online_feature_store],
+    groups.DATASETS: [training_datasets],
+    groups.MODELS: [model_assets],
+    groups.EVALUATION: [evaluation_assets],
+    groups.SERVING: [bento_model, batch_recommendations],
+    groups.MONITORING: [feature_drift, prediction_drift, online_quality, trending_items],
+}
+CHECK_MODULES: list[ModuleType] = [
+    *(m for modules in DOMAINS.values() for m in modules),
+    feature_checks,
+    dataset_checks,
 ]
 
-defs = Definitions(
-    assets=[
+
+def _assets() -> list[AssetsDefinition]:
+    return [
         a
-        for module, group in _DOMAINS
-        for a in load_assets_from_modules([module], group_name=group)
+        for group, modules in DOMAINS.items()
+        for a in load_assets_from_modules(modules, group_name=group)
+        if isinstance(a, AssetsDefinition)
+    ]
+
+
+defs = Definitions(
+    assets=_assets(),
+    asset_checks=load_asset_checks_from_modules(CHECK_MODULES),
+    jobs=jobs.JOBS,
+    sensors=[
+        sensors.build_landing_sensor(jobs.ingest_job),
+        sensors.build_drift_retrain_sensor(jobs.retrain_job),
+        sensors.run_failure_alert,
+        sensors.asset_health_alert,
     ],
-    asset_checks=[c for module, _ in _DOMAINS for c in load_asset_checks_from_modules([module])],
+    schedules=[schedules.build_daily_retrain_schedule(jobs.refresh_job)],
     resources=build_resources(),
 )

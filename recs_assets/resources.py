@@ -1,10 +1,13 @@
 """Resources per deployment, picked by one environment variable, ``RECS_DEPLOYMENT``.
 
 - ``local`` (default): everything embedded: synthetic (or ``RECS_SOURCE``) Phase 1 source, local
-  Spark, MLflow store under ``.mlflow/``.
+  Spark, SQLite Feast online store, MLflow store under ``.mlflow/``, in-process serving cache.
 - ``production``: the same resources pointed at real services; each service's variable must be set
-  (``RECS_SOURCE``, ``RECS_SPARK_MASTER``, ``MLFLOW_TRACKING_URI``), and a missing one is an error
-  at load time rather than a silent fallback to a laptop default.
+  (``RECS_SOURCE``, ``RECS_SPARK_MASTER``, ``MLFLOW_TRACKING_URI``, ``RECS_REDIS_URL``), and a missing
+  one is an error at load time rather than a silent fallback to a laptop default.
+
+Every resource also reads its own variable in local mode, so one service at a time can be made real
+(e.g. only ``RECS_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from recs_assets.automation.alerts import AlertWebhook
+from recs_assets.automation.landing_source import LandedPhase1Source
+from recs_assets.features.feast_resource import FeastResource
+from recs_assets.features.spark import SparkResource
+from recs_assets.features.storage import DataDirResource
 from recs_assets.models.tracking import MlflowTracker
-from recs_assets.phase1.sources import SOURCE_ENV, Phase1Source
+from recs_assets.monitoring.trending import TrendingStore
+from recs_assets.phase1.sources import SOURCE_ENV
+from recs_assets.serving.resources import ServingCacheResource
 
 DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
 DEPLOYMENTS = ("local", "production")
-PRODUCTION_REQUIRED = (SOURCE_ENV, "RECS_SPARK_MASTER", "MLFLOW_TRACKING_URI")
+PRODUCTION_REQUIRED = (SOURCE_ENV, "RECS_SPARK_MASTER", "MLFLOW_TRACKING_URI", "RECS_REDIS_URL")
 
 
 def deployment(env: Mapping[str, str] | None = None) -> str:
@@ -32,12 +42,18 @@ def deployment(env: Mapping[str, str] | None = None) -> str:
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The resource dict for the deployment named in ``env`` (default: this process's)."""
     env = os.environ if env is None else env
-    name = deployment(env)
-    if name == "production":
+    if deployment(env) == "production":
         missing = [v for v in PRODUCTION_REQUIRED if not env.get(v)]
         if missing:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
+    redis_url = env.get("RECS_REDIS_URL", "")
     return {
-        "phase1": Phase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
+        "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
+        "spark": SparkResource(master=env.get("RECS_SPARK_MASTER", "")),
+        "data_dir": DataDirResource(path=env.get("RECS_DATA_DIR", "")),
+        "feast": FeastResource(redis_url=redis_url),
         "mlflow_tracker": MlflowTracker(tracking_uri=env.get("MLFLOW_TRACKING_URI", "")),
+        "serving_cache": ServingCacheResource(redis_url=redis_url),
+        "trending_store": TrendingStore(redis_url=redis_url),
+        "alert_webhook": AlertWebhook(url=env.get("RECS_ALERT_WEBHOOK", "")),
     }

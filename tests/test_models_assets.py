@@ -9,7 +9,12 @@ from dagster import asset, materialize
 
 from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.protocols import stratified_split
-from recs_assets.models.assets import build_champion_asset, build_gate_check, build_model_asset
+from recs_assets.models.assets import (
+    build_champion_asset,
+    build_gate_check,
+    build_model_asset,
+    champion_passed_gates,
+)
 from recs_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracker
 from recs_assets.phase1.synthetic import generate_synthetic
 from recs_assets.serving.champion import ChampionModel
@@ -39,13 +44,13 @@ def test_models_register_and_champion_takes_best_passing_family(tmp_path: Path) 
     result = materialize(
         [raw_users, raw_items, stratified_dataset]
         + [build_model_asset(f) for f in families]
-        + [build_champion_asset(families)]
+        + [build_champion_asset(families), champion_passed_gates]
         + [build_gate_check(f) for f in families],  # the gates run as checks on the models
         resources={"mlflow_tracker": tracker},
     )
     assert result.success
     gates = {e.asset_key.path[0]: e.passed for e in result.get_asset_check_evaluations()}
-    assert gates == {"popularity_model": True, "ease_model": True}
+    assert gates == {"popularity_model": True, "ease_model": True, "champion_model": True}
 
     ease = result.output_for_node("ease_model")
     pop = result.output_for_node("popularity_model")

@@ -1,4 +1,5 @@
-"""The ``evaluation_report`` asset and its blocking quality-gate checks (one per model).
+"""The ``evaluation_report`` asset and its quality-gate checks (one per model; promotion itself is
+decided by ``champion_model``, which takes only models whose gates passed).
 
 The asset evaluates every configured registry model under every configured protocol on the raw
 Phase 1 tables, with the same ``runner.evaluate_models`` as ``recs eval``. Gates are pure
@@ -30,22 +31,22 @@ from recs_assets.evaluation.runner import (
     evaluate_models,
     resolve_models,
 )
-from recs_assets.models.registry import MODEL_FACTORIES
+from recs_assets.models.registry import MODEL_FACTORIES, PIPELINE_FAMILIES
 
-DEFAULT_MODELS: tuple[str, ...] = ("all",)
+DEFAULT_MODELS: tuple[str, ...] = PIPELINE_FAMILIES
 DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
 
 
 class EvaluationConfig(Config):
     """What ``evaluation_report`` evaluates and where the HTML report goes.
 
-    ``models``: registry names (``["all"]`` = every registered model); ``protocols``: protocol
+    ``models``: registry names (``["all"]`` = every registered model; default: the pipeline families); ``protocols``: protocol
     names (``stratified``, ``temporal``, ``loo-sampled``); ``k``: list length; ``report_dir``:
     folder of the standalone HTML report; ``mlflow_experiment``: when set, every (model,
     protocol) is also logged as an MLflow run in that experiment.
     """
 
-    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))  # all registered
+    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     protocols: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
     k: int = 10
     report_dir: str = "reports/evaluation"
@@ -94,7 +95,7 @@ def log_to_mlflow(report: EvaluationReport, experiment: str, html_path: Path) ->
     return run_ids
 
 
-@asset
+@asset(deps=[f"{family}_model" for family in PIPELINE_FAMILIES])
 def evaluation_report(
     context: AssetExecutionContext,
     config: EvaluationConfig,
@@ -176,14 +177,14 @@ def gate_check_result(
 
 
 def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDefinition]:
-    """One blocking quality-gate check on ``evaluation_report`` per model name (default: every
+    """One quality-gate check on ``evaluation_report`` per model name (default: every
     registry entry, so a newly registered model gets its check without further wiring)."""
 
     def make(model: str) -> AssetChecksDefinition:
         @asset_check(
             asset=evaluation_report,
             name=f"{model.replace('-', '_')}_quality_gates",
-            blocking=True,
+            blocking=False,  # promotion is decided by champion_model; nothing reads the report
             description=f"{model}: NDCG lift over popularity, AUC, user coverage and ILD gates.",
         )
         def _check(

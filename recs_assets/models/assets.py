@@ -28,6 +28,7 @@ from pydantic import Field
 
 from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.gates import GateConfig
+from recs_assets.models.registry import PIPELINE_FAMILIES
 from recs_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracker
 from recs_assets.models.trained import (
     TrainedModel,
@@ -37,11 +38,11 @@ from recs_assets.models.trained import (
     held_out_evaluation,
     saved_folder,
     side_info,
+    version_label,
 )
 from recs_assets.serving.champion import ChampionModel
 
-# Families materialized as assets (each must be a registry name). NCF trains longest.
-MODEL_FAMILIES: tuple[str, ...] = ("popularity", "ease", "rp3beta", "lightfm", "ncf", "content")
+MODEL_FAMILIES = PIPELINE_FAMILIES
 REGISTERED_PREFIX = "recs"
 
 
@@ -217,12 +218,15 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
         if len(ranked) > 1 and ranked[1].model_version:
             second = ranked[1]
             mlflow_tracker.set_alias(second.registered_name, CHALLENGER, second.model_version)
-        version = (
-            f"{best.registered_name}/{best.model_version}" if best.model_version else best.family
-        )
+        version = version_label(best)
         context.log.info(f"champion: {version}")
         return Output(
-            ChampionModel(best.model, best.train, version),
+            ChampionModel(
+                best.model,
+                best.train,
+                version,
+                tuple((g.gate, g.passed, g.value, g.threshold) for g in best.gates),
+            ),
             metadata={
                 "champion": MetadataValue.text(version),
                 config.metric: MetadataValue.float(float(best.evaluation.metrics[config.metric])),
@@ -234,6 +238,29 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
         )
 
     return _champion
+
+
+@asset_check(
+    asset=AssetKey("champion_model"),
+    name="champion_passed_gates",
+    blocking=True,
+    description="Blocks serving unless every quality gate of the champion passed.",
+)
+def champion_passed_gates(champion_model: ChampionModel) -> AssetCheckResult:
+    rows = "\n".join(
+        f"| {g} | {v:.4f} | {t:.4f} | {'pass' if ok else 'FAIL'} |"
+        for g, ok, v, t in champion_model.gates
+    )
+    return AssetCheckResult(
+        passed=champion_model.passed_gates,
+        metadata={
+            "champion": MetadataValue.text(champion_model.version),
+            "gates": MetadataValue.md(
+                "| gate | value | threshold | result |\n| --- | --- | --- | --- |\n"
+                + (rows or "| (not gated) | - | - | FAIL |")
+            ),
+        },
+    )
 
 
 MODEL_ASSETS = [build_model_asset(f) for f in MODEL_FAMILIES]

@@ -30,6 +30,10 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "blend": BlendRecommender,
 }
 
+# The families the pipeline materializes as model assets and evaluates by default (the others,
+# e.g. ``blend`` and the LightFM variants, are available to ``recs eval`` and the tuning study).
+PIPELINE_FAMILIES: tuple[str, ...] = ("popularity", "ease", "rp3beta", "lightfm", "ncf", "content")
+
 
 def model_factory(name: str) -> Callable[..., Recommender]:
     """The factory registered under ``name``; a clear error listing the known names otherwise."""

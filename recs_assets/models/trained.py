@@ -102,6 +102,13 @@ def saved_folder(model: Recommender) -> Path:
     return folder / "model"
 
 
+def version_label(trained: TrainedModel) -> str:
+    """How serving names a trained model: ``<registered name>/<version>``, or the family."""
+    if trained.model_version:
+        return f"{trained.registered_name}/{trained.model_version}"
+    return trained.family
+
+
 def choose_champion(candidates: list[TrainedModel], metric: str) -> list[TrainedModel]:
     """Candidates that passed their gates, best ``metric`` first (ties: family name)."""
     ok = [c for c in candidates if c.passed_gates and metric in c.evaluation.metrics]

@@ -18,11 +18,18 @@ class ChampionModel:
         model: the fitted recommender (any family with save/load).
         train: its training matrix with user and item id maps (shapes must match the model).
         version: model version reported by the service (e.g. the MLflow model version).
+        gates: the quality-gate results the model was promoted on, as (gate, passed, value,
+            threshold) rows; empty when it was not gated.
     """
 
     model: Recommender
     train: InteractionMatrix
     version: str
+    gates: tuple[tuple[str, bool, float, float], ...] = ()
+
+    @property
+    def passed_gates(self) -> bool:
+        return bool(self.gates) and all(g[1] for g in self.gates)
 
 
 def data_version(train: InteractionMatrix) -> str:
