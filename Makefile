@@ -6,10 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYTHONHASHSEED ?= 0
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: run test install system-deps services dagster-home materialize ui lint clean
+.PHONY: run test install system-deps services dagster-home materialize serve ui lint clean
 
-run: install dagster-home materialize ui
+run: install dagster-home
+	$(MAKE) materialize || echo "Some assets failed to materialize: the Runs page in the UI says why."
+	$(MAKE) serve
 
 test: install services
 	$(BIN)/pytest -q
@@ -30,8 +33,14 @@ services:
 dagster-home:
 	$(BIN)/recs dagster-home
 
+# Every asset except the two fed by live traffic (served lists, feedback), which the service
+# writes once it answers requests: materialize them from the UI once traffic has flowed.
+LIVE_TRAFFIC_ASSETS := not key:online_quality and not key:prediction_drift
 materialize: dagster-home
-	$(BIN)/dagster asset materialize -m recs_assets.definitions --select '*'
+	$(BIN)/dagster asset materialize -m recs_assets.definitions --select '$(LIVE_TRAFFIC_ASSETS)'
+
+serve: dagster-home
+	bash scripts/serve.sh
 
 ui: dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -41,4 +50,4 @@ lint:
 	$(BIN)/ruff format --check recs_assets tests bench bento
 
 clean:
-	rm -rf .dagster_home .data mlruns
+	rm -rf .dagster_home .data .mlflow .bentoml

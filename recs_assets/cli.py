@@ -12,6 +12,8 @@ _COMMANDS: dict[str, str] = {
     "eval": "recs_assets.evaluation.cli:eval_command",
     "generate": "recs_assets.phase1.cli:generate_command",
     "dagster-home": "recs_assets.cli:dagster_home_command",
+    "generate-batch": "recs_assets.automation.cli:generate_batch_command",
+    "rollback": "recs_assets.automation.rollback:rollback_command",
 }
 
 

@@ -15,7 +15,7 @@ from recs_assets.models.assets import (
     build_model_asset,
     champion_passed_gates,
 )
-from recs_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracker
+from recs_assets.models.tracking import CHALLENGER, CHAMPION, CHAMPION_MODEL, MlflowTracker
 from recs_assets.phase1.synthetic import generate_synthetic
 from recs_assets.serving.champion import ChampionModel
 
@@ -62,9 +62,12 @@ def test_models_register_and_champion_takes_best_passing_family(tmp_path: Path) 
     champion = result.output_for_node("champion_model")
     assert isinstance(champion, ChampionModel)
     assert champion.model.name == ease.model.name
-    assert champion.version == "recs-ease/1"
-    alias = tracker.version_by_alias("recs-ease", CHAMPION)
+    # The champion becomes version 1 of the one champion model, pointing at EASE's artifacts.
+    assert champion.version == f"{CHAMPION_MODEL}/1"
+    alias = tracker.version_by_alias(CHAMPION_MODEL, CHAMPION)
     assert alias is not None and str(alias.version) == "1"
+    assert alias.tags["promoted_from"] == "recs-ease/1"
+    assert alias.run_id == ease.mlflow_run_id
     assert tracker.version_by_alias("recs-popularity", CHALLENGER) is not None
 
     run = tracker.client().get_run(ease.mlflow_run_id)

@@ -29,7 +29,7 @@ from pydantic import Field
 from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.gates import GateConfig
 from recs_assets.models.registry import PIPELINE_FAMILIES
-from recs_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracker
+from recs_assets.models.tracking import CHALLENGER, CHAMPION_MODEL, MlflowTracker
 from recs_assets.models.trained import (
     TrainedModel,
     choose_champion,
@@ -213,12 +213,16 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
                 f"no model passed its quality gates; nothing can be promoted:\n{table}"
             )
         best = ranked[0]
-        if best.model_version:
-            mlflow_tracker.set_alias(best.registered_name, CHAMPION, best.model_version)
+        version = version_label(best)
+        if best.model_version:  # a new version of the one champion model, aliased `champion`
+            source = mlflow_tracker.client().get_model_version(
+                best.registered_name, best.model_version
+            )
+            promoted = mlflow_tracker.promote(source)
+            version = f"{CHAMPION_MODEL}/{promoted.version}"
         if len(ranked) > 1 and ranked[1].model_version:
             second = ranked[1]
             mlflow_tracker.set_alias(second.registered_name, CHALLENGER, second.model_version)
-        version = version_label(best)
         context.log.info(f"champion: {version}")
         return Output(
             ChampionModel(

@@ -27,6 +27,9 @@ from mlflow.tracking import MlflowClient
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Every promoted champion becomes a version of this registered model, whatever its family, so
+# "the previous champion" is simply the previous version (what `recs rollback` moves back to).
+CHAMPION_MODEL = "recs-champion"
 
 
 def local_store(root: Path = REPO_ROOT / ".mlflow") -> tuple[str, str]:
@@ -51,18 +54,30 @@ class MlflowTracker(ConfigurableResource):
     dagster_url: str = "http://127.0.0.1:3000"
 
     # ---- setup -------------------------------------------------------------------------------
+    def _local_root(self) -> Path | None:
+        """The embedded store's folder, or None when a tracking URI is configured.
+
+        Precedence: ``tracking_uri`` field, ``local_root`` field, ``$MLFLOW_TRACKING_URI``, the
+        repo's ``.mlflow/``. (``mlflow.set_tracking_uri`` writes the environment variable, so an
+        explicit ``local_root`` must win over it.)
+        """
+        if self.tracking_uri:
+            return None
+        if self.local_root:
+            return Path(self.local_root)
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return None
+        return REPO_ROOT / ".mlflow"
+
     def resolved_uri(self) -> str:
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-        if uri:
-            return uri
-        root = Path(self.local_root) if self.local_root else REPO_ROOT / ".mlflow"
+        root = self._local_root()
+        if root is None:
+            return self.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
         return local_store(root)[0]
 
     def _artifact_location(self) -> str | None:
-        if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-            return None  # the server decides
-        root = Path(self.local_root) if self.local_root else REPO_ROOT / ".mlflow"
-        return local_store(root)[1]
+        root = self._local_root()
+        return None if root is None else local_store(root)[1]  # a server decides its own
 
     def client(self) -> MlflowClient:
         uri = self.resolved_uri()
@@ -135,6 +150,25 @@ class MlflowTracker(ConfigurableResource):
         return client.create_model_version(
             model_name, source=source, run_id=run_id, tags=dict(tags or {})
         )
+
+    def promote(
+        self, source: ModelVersion, model_name: str = CHAMPION_MODEL, alias: str = CHAMPION
+    ) -> ModelVersion:
+        """Register ``source`` (a family's model version) as a new version of ``model_name`` and
+        point ``alias`` at it. The family and its own version are kept as tags."""
+        client = self.client()
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(model_name)
+        promoted = client.create_model_version(
+            model_name,
+            source=source.source,
+            run_id=source.run_id,
+            tags={**dict(source.tags or {}), "promoted_from": f"{source.name}/{source.version}"},
+        )
+        client.set_registered_model_alias(model_name, alias, str(promoted.version))
+        return promoted
 
     def set_alias(self, model_name: str, alias: str, version: str | int) -> None:
         self.client().set_registered_model_alias(model_name, alias, str(version))

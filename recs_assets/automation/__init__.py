@@ -1,0 +1,1 @@
+"""Automation: landing batches, sensors, schedules, alerts and rollback around pure decisions."""

@@ -1,0 +1,201 @@
+"""Sensors: thin factories around the pure decisions in ``decisions``.
+
+- landing: a new or rewritten batch file in the landing folder -> one run of the given job.
+- drift retrain: a failed drift check evaluation -> one run of the retrain job.
+- run failure alert: a failed run -> webhook + log.
+- asset health alert: a failed asset check, or an asset whose freshness turned FAIL -> webhook + log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from recs_assets.automation.alerts import AlertWebhook, alert_payload
+from recs_assets.automation.decisions import (
+    CheckOutcome,
+    decide_drift_retrain,
+    decide_retrain,
+    freshness_transitions,
+    new_check_failures,
+)
+from recs_assets.automation.landing import default_landing_dir, landed_files
+
+DRIFT_CHECKS: tuple[AssetCheckKey, ...] = (
+    AssetCheckKey(AssetKey("feature_drift"), "feature_drift_within_limits"),
+    AssetCheckKey(AssetKey("prediction_drift"), "prediction_drift_within_limits"),
+)
+
+
+def check_outcomes(instance: DagsterInstance, keys: Sequence[AssetCheckKey]) -> list[CheckOutcome]:
+    """The latest stored evaluation of each check in ``keys`` (checks never evaluated are absent)."""
+    outcomes = []
+    for key in keys:
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        evaluation = record.evaluation if record else None
+        if record is None or evaluation is None:
+            continue
+        outcomes.append(
+            CheckOutcome(
+                check=key.to_user_string(),
+                record_id=record.id,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+                run_id=record.run_id,
+            )
+        )
+    return outcomes
+
+
+def build_landing_sensor(
+    job: UnresolvedAssetJobDefinition,
+    landing_dir: str = "",
+    name: str = "landing_sensor",
+    minimum_interval_seconds: int = 30,
+):
+    """A sensor that runs ``job`` once per set of new or rewritten batches in the landing folder."""
+
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Runs the job when interaction batches land (cursor: landed files and mtimes).",
+    )
+    def _landing(context: SensorEvaluationContext) -> SensorResult:
+        folder = Path(landing_dir) if landing_dir else default_landing_dir()
+        decision = decide_retrain(landed_files(folder), context.cursor)
+        if decision.run_key is None:
+            return SensorResult(
+                skip_reason=SkipReason(f"no new batch in {folder}"), cursor=decision.cursor
+            )
+        context.log.info(f"new batches in {folder}: {', '.join(decision.new_files)}")
+        request = RunRequest(
+            run_key=decision.run_key,
+            tags={"recs/trigger": "landing", "recs/batches": ",".join(decision.new_files)[:200]},
+        )
+        return SensorResult(run_requests=[request], cursor=decision.cursor)
+
+    return _landing
+
+
+def build_drift_retrain_sensor(
+    job: UnresolvedAssetJobDefinition,
+    checks: Sequence[AssetCheckKey] = DRIFT_CHECKS,
+    retrain_on_warn: bool = False,
+    name: str = "drift_retrain_sensor",
+    minimum_interval_seconds: int = 30,
+):
+    """A sensor that runs ``job`` once per failed evaluation of a drift check."""
+
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Retrains when a drift check fails (cursor: last check evaluation ids).",
+    )
+    def _drift(context: SensorEvaluationContext) -> SensorResult:
+        decision = decide_drift_retrain(
+            check_outcomes(context.instance, checks), context.cursor, retrain_on_warn
+        )
+        if decision.run_key is None:
+            return SensorResult(
+                skip_reason=SkipReason("no new failing drift check"), cursor=decision.cursor
+            )
+        failed = ", ".join(f.check for f in decision.failures)
+        context.log.info(f"drift checks failed: {failed}; requesting {job.name}")
+        request = RunRequest(
+            run_key=decision.run_key,
+            tags={"recs/trigger": "drift", "recs/drift_checks": failed[:200]},
+        )
+        return SensorResult(run_requests=[request], cursor=decision.cursor)
+
+    return _drift
+
+
+def run_failure_payload(job_name: str, run_id: str, message: str, url: str) -> dict:
+    """The alert for a failed run."""
+    return alert_payload(
+        "run_failure",
+        f"run of {job_name} failed",
+        details={"job": job_name, "run_id": run_id, "message": message},
+        url=url,
+    )
+
+
+@run_failure_sensor(name="run_failure_alert", default_status=DefaultSensorStatus.RUNNING)
+def run_failure_alert(context: RunFailureSensorContext, alert_webhook: AlertWebhook) -> None:
+    """Posts every failed run to the alert webhook (and the log)."""
+    run = context.dagster_run
+    message = context.failure_event.message or ""
+    alert_webhook.send(
+        run_failure_payload(run.job_name, run.run_id, message, alert_webhook.run_link(run.run_id))
+    )
+
+
+@sensor(
+    name="asset_health_alert",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Alerts on failed asset checks (ERROR and WARN) and assets whose freshness fails.",
+)
+def asset_health_alert(
+    context: SensorEvaluationContext, alert_webhook: AlertWebhook
+) -> SensorResult:
+    """Sends one alert per new failed check evaluation and per asset turning stale."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    graph = context.repository_def.asset_graph
+    checks = new_check_failures(
+        check_outcomes(context.instance, sorted(graph.asset_check_keys)),
+        state.get("checks"),
+        ("ERROR", "WARN"),
+    )
+    for f in checks.failures:
+        alert_webhook.send(
+            alert_payload(
+                "check_failure",
+                f"asset check {f.check} failed",
+                severity=f.severity,
+                details={"check": f.check, "run_id": f.run_id},
+                url=alert_webhook.run_link(f.run_id),
+            )
+        )
+    records = context.instance.get_freshness_state_records(sorted(graph.get_all_asset_keys()))
+    states = {k.to_user_string(): r.freshness_state.value for k, r in records.items()}
+    stale, fresh_cursor = freshness_transitions(states, state.get("freshness"))
+    for asset in stale:
+        alert_webhook.send(
+            alert_payload("freshness_failure", f"asset {asset} is stale", details={"asset": asset})
+        )
+    cursor = json.dumps({"checks": checks.cursor, "freshness": fresh_cursor})
+    sent = len(checks.failures) + len(stale)
+    skip = None if sent else SkipReason("no new failed check and no asset turned stale")
+    return SensorResult(skip_reason=skip, cursor=cursor)
+
+
+__all__ = [
+    "DRIFT_CHECKS",
+    "asset_health_alert",
+    "build_drift_retrain_sensor",
+    "build_landing_sensor",
+    "check_outcomes",
+    "run_failure_alert",
+    "run_failure_payload",
+]

@@ -1,0 +1,1 @@
+"""Monitoring: feature and prediction drift, online quality, trending items (group ``monitoring``)."""

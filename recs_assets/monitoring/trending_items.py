@@ -1,0 +1,64 @@
+"""Asset ``trending_items``: the top-N time-decayed popular items, published to Redis or Parquet."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
+
+from recs_assets.monitoring.plots import bar_chart, table_markdown
+from recs_assets.monitoring.trending import TrendingStore, top_trending, trending_scores
+
+TRENDING_CRON = "*/5 * * * *"
+
+
+class TrendingConfig(Config):
+    """``now``: ISO 8601 time to score at; empty = the newest event (the data's own clock).
+
+    ``purchase_weight`` etc.: event weights (a view counts ``view_weight``).
+    """
+
+    half_life_hours: float = 6.0
+    top_n: int = 100
+    now: str = ""
+    view_weight: float = 1.0
+    click_weight: float = 2.0
+    add_to_cart_weight: float = 3.0
+    purchase_weight: float = 5.0
+    rate_weight: float = 2.0
+
+    def event_weights(self) -> dict[str, float]:
+        return {
+            "view": self.view_weight,
+            "click": self.click_weight,
+            "add_to_cart": self.add_to_cart_weight,
+            "purchase": self.purchase_weight,
+            "rate": self.rate_weight,
+        }
+
+
+@asset(automation_condition=AutomationCondition.on_cron(TRENDING_CRON))
+def trending_items(
+    context: AssetExecutionContext,
+    config: TrendingConfig,
+    trending_store: TrendingStore,
+    raw_interactions: pd.DataFrame,
+) -> Output[pd.DataFrame]:
+    """Items ranked by time-decayed, event-weighted popularity (the top ``top_n``)."""
+    if raw_interactions.empty:
+        raise ValueError("trending_items: raw_interactions is empty")
+    now = pd.Timestamp(config.now) if config.now else raw_interactions["timestamp"].max()
+    scores = trending_scores(raw_interactions, now, config.half_life_hours, config.event_weights())
+    top = top_trending(scores, config.top_n)
+    where = trending_store.publish(top)
+    context.log.info(f"published {len(top)} trending items to {where}")
+    return Output(
+        top,
+        metadata={
+            "dagster/row_count": len(top),
+            "now": str(now),
+            "published_to": where,
+            "half_life_hours": config.half_life_hours,
+            "top": MetadataValue.md(table_markdown(top.head(20))),
+            "plot": MetadataValue.md(
+                bar_chart(top.head(20), "item_id", "score", "trending top 20")
+            ),
+        },
+    )
