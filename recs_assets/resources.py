@@ -49,7 +49,11 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     redis_url = env.get("RECS_REDIS_URL", "")
     return {
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
-        "spark": SparkResource(master=env.get("RECS_SPARK_MASTER", "")),
+        "spark": SparkResource(
+            master=env.get("RECS_SPARK_MASTER", ""),
+            # Laptop-sized data: Spark's default 200 shuffle partitions cost more than the work.
+            conf={"spark.sql.shuffle.partitions": env.get("RECS_SPARK_SHUFFLE_PARTITIONS", "8")},
+        ),
         "data_dir": DataDirResource(path=env.get("RECS_DATA_DIR", "")),
         "feast": FeastResource(redis_url=redis_url),
         "mlflow_tracker": MlflowTracker(tracking_uri=env.get("MLFLOW_TRACKING_URI", "")),

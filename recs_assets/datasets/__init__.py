@@ -1,0 +1,1 @@
+"""Training datasets: evaluation-protocol splits with point-in-time features joined."""

@@ -1,0 +1,35 @@
+"""Asset ``context_features``: per-event context (time, device, session position) as Parquet."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Output, asset
+
+from recs_assets.features._support import FeatureJobConfig, feature_metadata
+from recs_assets.features.spark import SparkResource, to_spark
+from recs_assets.features.storage import DataDirResource, FeatureTable, write_feature_table
+from recs_assets.features.transforms.context import (
+    CONTEXT_CATALOG,
+)
+from recs_assets.features.transforms.context import (
+    context_features as context_features_transform,
+)
+
+
+@asset
+def context_features(
+    context: AssetExecutionContext,
+    config: FeatureJobConfig,
+    spark: SparkResource,
+    data_dir: DataDirResource,
+    raw_interactions: pd.DataFrame,
+) -> Output[FeatureTable]:
+    """Per-event hour, weekday, device, platform and position-in-session features."""
+    session = spark.get_session()
+    events = to_spark(session, raw_interactions, "interactions")
+    table = write_feature_table(
+        context_features_transform(events, session_gap_minutes=config.session_gap_minutes),
+        "context_features",
+        data_dir.feature_path("context_features"),
+    )
+    preview = session.read.parquet(table.path).limit(5).toPandas()
+    context.log.info(f"context_features: {table.row_count} rows")
+    return Output(table, metadata=feature_metadata(table, CONTEXT_CATALOG, preview))

@@ -1,0 +1,60 @@
+"""Asset ``user_features``: per-user feature snapshots written as Parquet by Spark."""
+
+from functools import reduce
+
+import pandas as pd
+from dagster import AssetExecutionContext, Output, asset
+
+from recs_assets.features._support import (
+    FeatureJobConfig,
+    feature_metadata,
+    newest_and_oldest,
+    snapshot_times,
+)
+from recs_assets.features.spark import SparkResource, to_spark
+from recs_assets.features.storage import DataDirResource, FeatureTable, write_feature_table
+from recs_assets.features.transforms.item import top_categories
+from recs_assets.features.transforms.user import USER_CATALOG
+from recs_assets.features.transforms.user import user_features as user_features_transform
+
+
+@asset
+def user_features(
+    context: AssetExecutionContext,
+    config: FeatureJobConfig,
+    spark: SparkResource,
+    data_dir: DataDirResource,
+    raw_interactions: pd.DataFrame,
+    raw_users: pd.DataFrame,
+    raw_items: pd.DataFrame,
+) -> Output[FeatureTable]:
+    """Per-user activity, rating, category, session and timing features at each snapshot time."""
+    session = spark.get_session()
+    events = to_spark(session, raw_interactions, "interactions").cache()
+    users = to_spark(session, raw_users, "users")
+    items = to_spark(session, raw_items, "items").cache()
+    categories = [r.category for r in top_categories(items, config.max_categories).collect()]
+    oldest, newest = newest_and_oldest(raw_interactions)
+    snapshots = snapshot_times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
+    frames = [
+        user_features_transform(
+            events,
+            users,
+            items,
+            as_of=t,
+            categories=categories,
+            session_gap_minutes=config.session_gap_minutes,
+        )
+        for t in snapshots
+    ]
+    table = write_feature_table(
+        reduce(lambda a, b: a.unionByName(b), frames),
+        "user_features",
+        data_dir.feature_path("user_features"),
+        snapshots,
+    )
+    events.unpersist()
+    items.unpersist()
+    preview = session.read.parquet(table.path).limit(5).toPandas()
+    context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
+    return Output(table, metadata=feature_metadata(table, USER_CATALOG, preview))

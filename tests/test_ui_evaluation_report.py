@@ -1,0 +1,83 @@
+"""A person opens the evaluation report in the Dagster UI (real webserver, headless Chromium)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, asset, materialize
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
+
+from recs_assets.evaluation.assets import evaluation_report
+from recs_assets.instance import prepare_dagster_home
+from recs_assets.phase1.synthetic import generate_synthetic
+from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, dagster_webserver
+
+pytestmark = pytest.mark.slow
+DATA = generate_synthetic(n_users=300, n_items=150, n_interactions=12_000, seed=3)
+
+
+@asset
+def raw_interactions() -> pd.DataFrame:
+    return DATA.tables.interactions
+
+
+@asset
+def raw_users() -> pd.DataFrame:
+    return DATA.tables.users
+
+
+@asset
+def raw_items() -> pd.DataFrame:
+    return DATA.tables.items
+
+
+def keep(shot: Path) -> None:
+    """Copy a screenshot to $RECS_SCREENSHOTS, when set, for a person to look at."""
+    if os.environ.get("RECS_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["RECS_SCREENSHOTS"]) / shot.name)
+
+
+def test_report_renders_in_the_ui(tmp_path: Path) -> None:
+    home = prepare_dagster_home(tmp_path / "home", env={})
+    instance = DagsterInstance.from_config(str(home))
+    config = {
+        "models": ["popularity", "ease"],
+        "protocols": ["stratified", "temporal"],
+        "report_dir": str(tmp_path / "reports"),
+    }
+    result = materialize(
+        [raw_interactions, raw_users, raw_items, evaluation_report],
+        instance=instance,
+        run_config={"ops": {"evaluation_report": {"config": config}}},
+    )
+    assert result.success
+    instance.dispose()
+
+    with dagster_webserver(home) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
+        with contextlib.suppress(PlaywrightTimeout):  # first-visit newsletter dialog, if shown
+            page.get_by_role("button", name="Skip").click(timeout=5_000)
+        # The latest materialization's metadata: the metric table names both models.
+        page.get_by_text("html_report").first.wait_for(timeout=60_000)
+        page.get_by_text("report", exact=True).first.wait_for(timeout=60_000)
+        shot = tmp_path / "evaluation_report_asset.png"
+        page.screenshot(path=str(shot), full_page=True)
+        keep(shot)
+        # Open the markdown report itself.
+        page.get_by_text("[Show Markdown]").first.click(timeout=30_000)
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("ndcg@10").first.wait_for(timeout=30_000)
+        assert dialog.locator("img").count() >= 3  # precision/recall vs k, popularity, segments
+        assert dialog.get_by_text("ease").count() > 0
+        report_shot = tmp_path / "evaluation_report_markdown.png"
+        dialog.screenshot(path=str(report_shot))
+        keep(report_shot)
+        browser.close()
