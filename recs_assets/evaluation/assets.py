@@ -31,7 +31,7 @@ from recs_assets.evaluation.runner import (
     evaluate_models,
     resolve_models,
 )
-from recs_assets.models.registry import MODEL_FACTORIES, PIPELINE_FAMILIES
+from recs_assets.models.registry import PIPELINE_FAMILIES
 
 DEFAULT_MODELS: tuple[str, ...] = PIPELINE_FAMILIES
 DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
@@ -178,7 +178,7 @@ def gate_check_result(
 
 def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDefinition]:
     """One quality-gate check on ``evaluation_report`` per model name (default: every
-    registry entry, so a newly registered model gets its check without further wiring)."""
+    pipeline family, as evaluated by default)."""
 
     def make(model: str) -> AssetChecksDefinition:
         @asset_check(
@@ -194,7 +194,7 @@ def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDe
 
         return _check
 
-    return [make(m) for m in (models if models is not None else sorted(MODEL_FACTORIES))]
+    return [make(m) for m in (models if models is not None else PIPELINE_FAMILIES)]
 
 
 EVALUATION_CHECKS = build_gate_checks()
