@@ -18,6 +18,7 @@ from recs_assets.evaluation.assets import (
 )
 from recs_assets.evaluation.report import write_html
 from recs_assets.evaluation.runner import evaluate_models
+from recs_assets.models.tracking import MlflowTracker
 
 # user n (0..5) rates items i0..i(n+3) (4 to 9 ratings): popularity falls with the item index,
 # so a user's held-out items are always more popular than the items the user never rated and
@@ -66,6 +67,7 @@ def _run(tmp_path: Path, check_config: dict[str, object] | None = None):
     return materialize(
         [fake_interactions, fake_users, fake_items, evaluation_report, *checks],
         run_config=run_config,
+        resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
         raise_on_error=False,
     )
 
@@ -103,16 +105,18 @@ def test_model_not_evaluated_is_a_warning() -> None:
     assert not res.passed and res.severity == AssetCheckSeverity.WARN
 
 
-@pytest.mark.slow
-def test_mlflow_hook_logs_one_run_per_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mlflow
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_mlflow_logs_one_run_with_report_artifacts(tmp_path: Path) -> None:
+    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     report = evaluate_models(["popularity"], events(ROWS), ["stratified"], k=3)
     html = write_html(report, tmp_path / "report.html")
-    (run_id,) = log_to_mlflow(report, "recs-evaluation-test", html)
-    run = mlflow.get_run(run_id)
-    assert run.data.metrics["ndcg_at_3"] == pytest.approx(report.evaluations[0].metrics["ndcg@3"])
-    assert run.data.tags["protocol"] == "stratified"
+    run_id = log_to_mlflow(tracker, report, html, "# report", dagster_run_id="r1")
+    run = tracker.client().get_run(run_id)
+    expected = report.evaluations[0].metrics["ndcg@3"]
+    assert run.data.metrics["stratified.popularity.ndcg_at_3"] == pytest.approx(expected)
+    assert run.data.tags["dagster.run_id"] == "r1"
+    artifacts = {a.path for a in tracker.client().list_artifacts(run_id, "report")}
+    assert artifacts == {
+        "report/report.html",
+        "report/evaluation_report.md",
+        "report/metrics.csv",
+    }

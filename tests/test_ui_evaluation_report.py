@@ -15,6 +15,7 @@ from playwright.sync_api import sync_playwright
 
 from recs_assets.evaluation.assets import evaluation_report
 from recs_assets.instance import prepare_dagster_home
+from recs_assets.models.tracking import MlflowTracker
 from recs_assets.phase1.synthetic import generate_synthetic
 from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, dagster_webserver
 
@@ -54,6 +55,7 @@ def test_report_renders_in_the_ui(tmp_path: Path) -> None:
     result = materialize(
         [raw_interactions, raw_users, raw_items, evaluation_report],
         instance=instance,
+        resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
         run_config={"ops": {"evaluation_report": {"config": config}}},
     )
     assert result.success

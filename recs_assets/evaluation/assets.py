@@ -6,9 +6,11 @@ Phase 1 tables, with the same ``runner.evaluate_models`` as ``recs eval``. Gates
 (``gates.evaluate_gates``); each check here only turns them into an ``AssetCheckResult``.
 """
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -31,7 +33,9 @@ from recs_assets.evaluation.runner import (
     evaluate_models,
     resolve_models,
 )
+from recs_assets.features.storage import default_data_dir
 from recs_assets.models.registry import PIPELINE_FAMILIES
+from recs_assets.models.tracking import MlflowTracker
 
 DEFAULT_MODELS: tuple[str, ...] = PIPELINE_FAMILIES
 DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
@@ -40,17 +44,18 @@ DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
 class EvaluationConfig(Config):
     """What ``evaluation_report`` evaluates and where the HTML report goes.
 
-    ``models``: registry names (``["all"]`` = every registered model; default: the pipeline families); ``protocols``: protocol
-    names (``stratified``, ``temporal``, ``loo-sampled``); ``k``: list length; ``report_dir``:
-    folder of the standalone HTML report; ``mlflow_experiment``: when set, every (model,
-    protocol) is also logged as an MLflow run in that experiment.
+    ``models``: registry names (default: the pipeline families; ``["all"]`` = every registered
+    model); ``protocols``: ``stratified``, ``temporal``, ``loo-sampled``; ``k``: list length;
+    ``report_dir``: folder of the standalone HTML report (default: ``<data dir>/reports``);
+    ``log_to_mlflow``: log the metrics and the report (HTML, markdown, CSV) as artifacts of one
+    MLflow run per materialization.
     """
 
     models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     protocols: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
     k: int = 10
-    report_dir: str = "reports/evaluation"
-    mlflow_experiment: str = ""
+    report_dir: str = ""
+    log_to_mlflow: bool = True
 
 
 class GateCheckConfig(Config):
@@ -72,33 +77,40 @@ def metric_frame(report: EvaluationReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def log_to_mlflow(report: EvaluationReport, experiment: str, html_path: Path) -> list[str]:
-    """The MLflow hook: one run per (protocol, model) with params, metrics and the HTML report.
-
-    Uses the tracking URI of the environment (``MLFLOW_TRACKING_URI``). Returns the run ids.
-    """
-    import math
-
-    import mlflow
-
-    mlflow.set_experiment(experiment)
-    run_ids: list[str] = []
-    for e in report.evaluations:
-        with mlflow.start_run(run_name=f"{e.model}-{e.protocol}") as run:
-            mlflow.set_tags({"model": e.model, "protocol": e.protocol, "dataset": report.dataset})
-            mlflow.log_params({"k": e.k, **{f"model.{p}": v for p, v in e.params.items()}})
-            mlflow.log_metrics(
-                {m.replace("@", "_at_"): v for m, v in e.flat().items() if math.isfinite(v)}
-            )
-            mlflow.log_artifact(str(html_path))
-            run_ids.append(run.info.run_id)
-    return run_ids
+def log_to_mlflow(
+    tracker: MlflowTracker,
+    report: EvaluationReport,
+    html_path: Path,
+    markdown: str,
+    dagster_run_id: str | None = None,
+) -> str:
+    """One MLflow run per materialization: every metric as ``<protocol>.<model>.<metric>``, and
+    the report (HTML, markdown, metric table as CSV) as artifacts under ``report/``."""
+    with tracker.start_run(
+        "evaluation_report",
+        dagster_run_id=dagster_run_id,
+        asset_key="evaluation_report",
+        tags={"dataset": report.dataset, "protocols": ",".join(report.protocols)},
+    ) as run:
+        mlflow.log_metrics(
+            {
+                f"{e.protocol}.{e.model}.{m.replace('@', '_at_')}": v
+                for e in report.evaluations
+                for m, v in e.flat().items()
+                if math.isfinite(v)
+            }
+        )
+        mlflow.log_artifact(str(html_path), "report")
+        mlflow.log_text(markdown, "report/evaluation_report.md")
+        mlflow.log_text(metric_frame(report).to_csv(index=False), "report/metrics.csv")
+        return run.info.run_id
 
 
 @asset(deps=[f"{family}_model" for family in PIPELINE_FAMILIES])
 def evaluation_report(
     context: AssetExecutionContext,
     config: EvaluationConfig,
+    mlflow_tracker: MlflowTracker,
     raw_interactions: pd.DataFrame,
     raw_users: pd.DataFrame,
     raw_items: pd.DataFrame,
@@ -115,7 +127,8 @@ def evaluation_report(
         progress=context.log.info,
     )
     blocks = report_blocks(report)
-    html_path = Path(config.report_dir) / f"evaluation_report_{context.run.run_id[:8]}.html"
+    report_dir = Path(config.report_dir) if config.report_dir else default_data_dir() / "reports"
+    html_path = report_dir / f"evaluation_report_{context.run.run_id[:8]}.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(to_html(blocks, "recs evaluation"))
     metadata: dict[str, object] = {
@@ -132,9 +145,11 @@ def evaluation_report(
         key = f"ndcg@{e.k}"
         if key in e.metrics:
             metadata[f"{e.protocol}/{e.model}/{key}"] = float(e.metrics[key])
-    if config.mlflow_experiment:
-        run_ids = log_to_mlflow(report, config.mlflow_experiment, html_path)
-        metadata["mlflow_runs"] = MetadataValue.json(run_ids)
+    if config.log_to_mlflow:
+        run_id = log_to_mlflow(
+            mlflow_tracker, report, html_path, to_markdown(blocks), context.run.run_id
+        )
+        metadata["mlflow_run"] = MetadataValue.text(mlflow_tracker.run_url(run_id))
     return Output(report, metadata=metadata)
 
 
