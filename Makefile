@@ -15,7 +15,7 @@ run: install dagster-home
 	$(MAKE) serve
 
 test: install services
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "slow or not slow"
 
 install: system-deps $(VENV)/.installed
 

@@ -59,7 +59,12 @@ def _dataset(
     )
 
 
-@asset
+# Datasets read the offline store (Parquet); they run after the online store so that one run's
+# lineage reads raw -> features -> online store -> datasets, and a failed contract stops both.
+AFTER_ONLINE_STORE = ["online_feature_store"]
+
+
+@asset(deps=AFTER_ONLINE_STORE)
 def stratified_dataset(
     context: AssetExecutionContext,
     data_dir: DataDirResource,
@@ -74,7 +79,7 @@ def stratified_dataset(
     return _dataset("stratified_dataset", split, positives, data_dir, user_features, item_features)
 
 
-@asset
+@asset(deps=AFTER_ONLINE_STORE)
 def temporal_dataset(
     context: AssetExecutionContext,
     data_dir: DataDirResource,
