@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
 from pydantic import Field
 
+from recs_assets.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
 from recs_assets.serving.cache import make_cache
 from recs_assets.serving.engine import RecommendationEngine
-from recs_assets.serving.export import serving_model_from_store
+from recs_assets.serving.export import load_serving_model, serving_model_from_store
+from recs_assets.serving.exposure import exposure_log_from_env
 from recs_assets.serving.metrics import default_metrics
 from recs_assets.serving.schemas import (
     BatchRecommendations,
+    FeedbackAck,
     ModelInfo,
     Recommendations,
     RequestContext,
@@ -49,9 +52,15 @@ class RecsService:
 
     def __init__(self) -> None:
         self.settings = ServingSettings.from_env()
-        self.model = serving_model_from_store(self.bento_model)
+        self.experiment = load_experiment(variant=self.settings.variant)
+        self.models = load_variant_models(
+            self.experiment, serving_model_from_store(self.bento_model), load_serving_model
+        )
+        self.model = self.models[self.experiment.control]
         self.engine: RecommendationEngine | None = None
-        logger.info("loaded %s (%s)", self.bento_model.tag, self.model.model_name)
+        self.router: ExperimentRouter | None = None
+        for name, m in self.models.items():
+            logger.info("variant %s: %s (%s)", name, m.labels.get("bento_tag"), m.model_name)
 
     @bentoml.on_startup
     def open_cache(self) -> None:
@@ -60,8 +69,17 @@ class RecsService:
         cache = make_cache(
             s.redis_url, s.cache_ttl_s, s.cache_size, s.redis_timeout_s, s.redis_backoff_s
         )
-        self.engine = RecommendationEngine(self.model, cache, s, default_metrics())
-        logger.info("cache: %s", cache.kind)
+        self.router = ExperimentRouter.create(
+            self.experiment, self.models, cache, s, default_metrics(), exposure_log_from_env()
+        )
+        self.engine = self.router.control_engine
+        logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
+
+    @bentoml.on_shutdown
+    def flush_exposure(self) -> None:
+        """Write the exposure log's buffered rows."""
+        if self.router is not None:
+            self.router.close()
 
     def __is_ready__(self) -> bool:
         return self.engine is not None
@@ -70,6 +88,11 @@ class RecsService:
         if self.engine is None:
             raise bentoml.exceptions.ServiceUnavailable("service is starting: cache not opened yet")
         return self.engine
+
+    def _router(self) -> ExperimentRouter:
+        if self.router is None:
+            raise bentoml.exceptions.ServiceUnavailable("service is starting: cache not opened yet")
+        return self.router
 
     @bentoml.api
     def recommend(
@@ -83,7 +106,7 @@ class RecsService:
     ) -> Recommendations:
         """Top-k items for one user; unknown users get the most popular items (source fallback)."""
         ctx = context.model_dump(exclude_none=True) if context is not None else None
-        return self._engine().recommend(user_id, k, exclude_seen, ctx)
+        return self._router().recommend(user_id, k, exclude_seen, ctx)
 
     @bentoml.api
     def recommend_batch(
@@ -96,7 +119,7 @@ class RecsService:
         exclude_seen: ExcludeSeen = True,
     ) -> BatchRecommendations:
         """Top-k items for several users in one call, in request order."""
-        return self._engine().recommend_batch(user_ids, k, exclude_seen)
+        return self._router().recommend_batch(user_ids, k, exclude_seen)
 
     @bentoml.api
     def similar_items(self, item_id: ItemId, k: K = 10) -> SimilarItems:
@@ -113,7 +136,23 @@ class RecsService:
         ],
     ) -> Scores:
         """Scores of given items for one user (404 when an item is unknown)."""
-        return self._engine().score(user_id, item_ids)
+        return self._router().score(user_id, item_ids)
+
+    @bentoml.api
+    def feedback(
+        self,
+        user_id: UserId,
+        item_id: ItemId,
+        event: Annotated[Literal["click", "conversion"], Field(description="What the user did.")],
+        variant: Annotated[
+            str | None, Field(description="Variant shown; default: the user's assignment.")
+        ] = None,
+        model_version: Annotated[
+            str | None, Field(description="Model version shown; default: the variant's.")
+        ] = None,
+    ) -> FeedbackAck:
+        """Record a click or conversion on a recommended item (400 for unknown items/variants)."""
+        return self._router().feedback(user_id, item_id, event, variant, model_version)
 
     @bentoml.api
     def model_info(self) -> ModelInfo:

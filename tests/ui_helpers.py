@@ -53,21 +53,21 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
 
 
 @contextlib.contextmanager
-def dagster_webserver(dagster_home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``dagster-webserver`` on a free loopback port with the repo's workspace; yield its URL."""
-    port = free_port()
-    full_env = {**os.environ, "DAGSTER_HOME": str(dagster_home), **(env or {})}
-    exe = Path(sys.executable).parent / "dagster-webserver"
+def server_process(
+    args: list[str], ready_path: str, port: int, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run a server subprocess (``args``) listening on ``port``; yield its URL once
+    ``ready_path`` answers, and stop it afterwards."""
     proc = subprocess.Popen(
-        [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+        args,
         cwd=REPO,
-        env=full_env,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/server_info", timeout=120, proc=proc)
+        wait_http(f"{url}{ready_path}", timeout=120, proc=proc)
         yield url
     finally:
         proc.terminate()
@@ -75,3 +75,15 @@ def dagster_webserver(dagster_home: Path, env: dict[str, str] | None = None) -> 
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def dagster_webserver(dagster_home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``dagster-webserver`` on a free loopback port with the repo's workspace; yield its URL."""
+    port = free_port()
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    args = [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")]
+    with server_process(
+        args, "/server_info", port, {"DAGSTER_HOME": str(dagster_home), **(env or {})}
+    ) as url:
+        yield url

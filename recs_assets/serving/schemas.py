@@ -93,3 +93,14 @@ class ModelInfo(BaseModel):
     cache_hits: int = Field(description="Cache hits in this worker since start.")
     cache_misses: int = Field(description="Cache misses in this worker since start.")
     cache_errors: int = Field(description="Cache backend errors in this worker since start.")
+
+
+class FeedbackAck(BaseModel):
+    """A recorded feedback event (``POST /feedback``)."""
+
+    user_id: str = Field(description="The user who acted.")
+    item_id: str = Field(description="The item clicked or converted.")
+    event: Literal["click", "conversion"] = Field(description="What the user did.")
+    variant: str = Field(description="Experiment variant credited (given, or the user's).")
+    model_version: str = Field(description="Model version credited (given, or the variant's).")
+    recorded: bool = Field(description="False when the exposure log is off (RECS_EXPOSURE_LOG).")
