@@ -33,9 +33,9 @@ services:
 dagster-home:
 	$(BIN)/recs dagster-home
 
-# Every asset except the two fed by live traffic (served lists, feedback), which the service
+# Every asset except those fed by live traffic (served lists, feedback), which the service
 # writes once it answers requests: materialize them from the UI once traffic has flowed.
-LIVE_TRAFFIC_ASSETS := not key:online_quality and not key:prediction_drift
+LIVE_TRAFFIC_ASSETS := not key:online_quality and not key:prediction_drift and not key:ab_test_report
 materialize: dagster-home
 	$(BIN)/dagster asset materialize -m recs_assets.definitions --select '$(LIVE_TRAFFIC_ASSETS)'
 

@@ -3,7 +3,9 @@
 Serve from the repository root: ``bentoml serve bento.service:RecsService`` (port 3001). The model
 is the BentoML model named by ``RECS_BENTO_MODEL`` (``recs_recommender:latest``); the response
 cache is Redis when ``RECS_REDIS_URL`` is set, else an in-process LRU. Other settings: see
-``recs_assets.serving.settings``. The logic lives in ``recs_assets.serving.engine``.
+``recs_assets.serving.settings``. The logic lives in ``recs_assets.serving.engine``; A/B
+experiments (``RECS_AB_CONFIG``) and the exposure log in ``recs_assets.serving.abtest`` and
+``recs_assets.serving.exposure`` (see docs/ab_testing.md).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ _COMMANDS: dict[str, str] = {
     "dagster-home": "recs_assets.cli:dagster_home_command",
     "generate-batch": "recs_assets.automation.cli:generate_batch_command",
     "rollback": "recs_assets.automation.rollback:rollback_command",
+    "simulate-ab": "recs_assets.serving.simulate:simulate_ab_command",
 }
 
 

@@ -29,19 +29,20 @@ from recs_assets.features import (
     user_features,
 )
 from recs_assets.models import assets as model_assets
+from recs_assets.models import tuning_assets
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
 from recs_assets.phase1 import assets as phase1_assets
 from recs_assets.resources import build_resources, deployment
-from recs_assets.serving import batch_recommendations, bento_model
+from recs_assets.serving import ab_test_report, batch_recommendations, bento_model
 
 # module -> group; a module's assets all land in its domain's group.
 DOMAINS: dict[str, list[ModuleType]] = {
     groups.RAW: [phase1_assets],
     groups.FEATURES: [user_features, item_features, context_features, online_feature_store],
     groups.DATASETS: [training_datasets],
-    groups.MODELS: [model_assets],
+    groups.MODELS: [tuning_assets, model_assets],
     groups.EVALUATION: [evaluation_assets],
-    groups.SERVING: [bento_model, batch_recommendations],
+    groups.SERVING: [bento_model, batch_recommendations, ab_test_report],
     groups.MONITORING: [feature_drift, prediction_drift, online_quality, trending_items],
 }
 CHECK_MODULES: list[ModuleType] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,20 @@ def ml100k_path() -> Path:
     """MovieLens 100K as published, read from ../shared/data (never committed)."""
     env = os.environ.get("RECS_ML100K_DIR")
     return Path(env) if env else REPO.parent / "shared" / "data" / "ml-100k"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Everything the code writes under its data dir by default (served lists, feedback, reports,
+    landing) goes to a temporary folder, never into the checkout's ``.data/``."""
+    path = tmp_path_factory.mktemp("recs-data")
+    old = os.environ.get("RECS_DATA_DIR")
+    os.environ["RECS_DATA_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("RECS_DATA_DIR", None)
+    else:
+        os.environ["RECS_DATA_DIR"] = old
 
 
 @pytest.fixture(scope="session")

@@ -77,3 +77,24 @@ def model_store(home: Path) -> Iterator[None]:
     (home / "models").mkdir(parents=True, exist_ok=True)
     with BentoMLContainer.model_store.patch(ModelStore(home / "models")):
         yield
+
+
+def service_asgi() -> object:
+    """A fresh ASGI app of ``bento.service.RecsService``, built for the current environment.
+
+    The service binds its model (``RECS_BENTO_MODEL``, the store under ``BENTOML_HOME``) and its
+    experiment when the module is imported, so the module is imported anew for each app. BentoML
+    also registers its request metrics in prometheus_client's global registry per app; those of an
+    earlier app in this test process are removed first.
+    """
+    import importlib
+    import sys
+
+    from prometheus_client import REGISTRY
+
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - test-only cleanup
+        names = REGISTRY._collector_to_names[collector]  # noqa: SLF001
+        if any(n.startswith("bentoml_") for n in names):
+            REGISTRY.unregister(collector)
+    sys.modules.pop("bento.service", None)
+    return importlib.import_module("bento.service").RecsService.to_asgi()

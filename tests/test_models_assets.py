@@ -8,7 +8,7 @@ import pytest
 from dagster import asset, materialize
 
 from recs_assets.datasets.dataset import TrainingDataset
-from recs_assets.evaluation.protocols import stratified_split
+from recs_assets.evaluation.protocols import stratified_split, validation_split
 from recs_assets.models.assets import (
     build_champion_asset,
     build_gate_check,
@@ -16,6 +16,7 @@ from recs_assets.models.assets import (
     champion_passed_gates,
 )
 from recs_assets.models.tracking import CHALLENGER, CHAMPION, CHAMPION_MODEL, MlflowTracker
+from recs_assets.models.tuning_assets import build_tuning_asset
 from recs_assets.phase1.synthetic import generate_synthetic
 from recs_assets.serving.champion import ChampionModel
 
@@ -74,3 +75,25 @@ def test_models_register_and_champion_takes_best_passing_family(tmp_path: Path) 
     assert run.data.tags["dagster.run_id"] == result.run_id
     assert run.data.metrics["ndcg_at_10"] == pytest.approx(ease.evaluation.metrics["ndcg@10"])
     assert "lambda" in "".join(run.data.params) or run.data.params["family"] == "ease"
+
+
+@asset
+def validation_dataset() -> TrainingDataset:
+    split = validation_split(stratified_split(DATA.tables.interactions))
+    return TrainingDataset("validation_dataset", split, len(split.train_frame), "", "", 0, 0)
+
+
+def test_tuned_model_trains_with_the_studys_best_parameters(tmp_path: Path) -> None:
+    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
+    result = materialize(
+        [raw_users, raw_items, stratified_dataset, validation_dataset]
+        + [build_tuning_asset("ease"), build_model_asset("ease", tuned=True)],
+        resources={"mlflow_tracker": tracker},
+        run_config={"ops": {"ease_tuning": {"config": {"n_trials": 3}}}},
+    )
+    assert result.success
+    tuning = result.output_for_node("ease_tuning")
+    model = result.output_for_node("ease_model")
+    assert len(tuning.trials) == 3
+    # The study ran on the validation split only; the model asset used its winner.
+    assert model.model.params()["lam"] == pytest.approx(tuning.best_params["lam"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from serving_helpers import LABELS, model_store, tiny_items, write_serving_folder
+from serving_helpers import LABELS, model_store, service_asgi, tiny_items, write_serving_folder
 
 from recs_assets.serving.export import export_model
 
@@ -123,39 +123,31 @@ def test_service_through_asgi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     home = tmp_path / "bentoml"
     export_tiny(home)
     monkeypatch.delenv("RECS_REDIS_URL", raising=False)
-    with model_store(home):
-        from bento.service import RecsService
-
-        with TestClient(RecsService.to_asgi(), raise_server_exceptions=False) as client:
-            r = client.post("/recommend", json={"user_id": "u3", "k": 2})
-            assert r.status_code == 200
-            body = r.json()
-            # u3 saw i0, i1: next by popularity are i2 (3 users), i3 (2 users)
-            assert [it["item_id"] for it in body["items"]] == ["i2", "i3"]
-            assert (body["source"], body["model_version"], body["variant"]) == (
-                "model",
-                "v-test-1",
-                "champion",
-            )
-            assert (
-                client.post("/recommend", json={"user_id": "u3", "k": 2}).json()["source"]
-                == "cache"
-            )
-            assert (
-                client.post("/recommend", json={"user_id": "ghost"}).json()["source"] == "fallback"
-            )
-            info = client.post("/model_info", json={}).json()
-            assert info["cache"] == "lru" and info["labels"]["dagster_run_id"] == "run-abc"
-            bad = client.post("/recommend", json={"user_id": "u3", "k": 101})
-            assert bad.status_code == 400 and "less than or equal to 100" in bad.text
-            assert client.post("/similar_items", json={"item_id": "zz"}).status_code == 404
-            assert client.get("/readyz").status_code == 200
-            spec = client.get("/docs.json").json()
-            assert set(ENDPOINTS) <= set(spec["paths"])
-            schema = spec["paths"]["/recommend"]["post"]["requestBody"]["content"][
-                "application/json"
-            ]["schema"]
-            assert schema["properties"]["k"]["description"] == "Number of items to return, 1-100."
+    with model_store(home), TestClient(service_asgi(), raise_server_exceptions=False) as client:
+        r = client.post("/recommend", json={"user_id": "u3", "k": 2})
+        assert r.status_code == 200
+        body = r.json()
+        # u3 saw i0, i1: next by popularity are i2 (3 users), i3 (2 users)
+        assert [it["item_id"] for it in body["items"]] == ["i2", "i3"]
+        assert (body["source"], body["model_version"], body["variant"]) == (
+            "model",
+            "v-test-1",
+            "champion",
+        )
+        assert client.post("/recommend", json={"user_id": "u3", "k": 2}).json()["source"] == "cache"
+        assert client.post("/recommend", json={"user_id": "ghost"}).json()["source"] == "fallback"
+        info = client.post("/model_info", json={}).json()
+        assert info["cache"] == "lru" and info["labels"]["dagster_run_id"] == "run-abc"
+        bad = client.post("/recommend", json={"user_id": "u3", "k": 101})
+        assert bad.status_code == 400 and "less than or equal to 100" in bad.text
+        assert client.post("/similar_items", json={"item_id": "zz"}).status_code == 404
+        assert client.get("/readyz").status_code == 200
+        spec = client.get("/docs.json").json()
+        assert set(ENDPOINTS) <= set(spec["paths"])
+        schema = spec["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]
+        assert schema["properties"]["k"]["description"] == "Number of items to return, 1-100."
 
 
 @pytest.mark.slow

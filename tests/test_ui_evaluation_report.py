@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -10,14 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, asset, materialize
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from recs_assets.evaluation.assets import evaluation_report
 from recs_assets.instance import prepare_dagster_home
 from recs_assets.models.tracking import MlflowTracker
 from recs_assets.phase1.synthetic import generate_synthetic
-from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, dagster_webserver
+from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, dagster_webserver, dismiss_dagster_dialogs
 
 pytestmark = pytest.mark.slow
 DATA = generate_synthetic(n_users=300, n_items=150, n_interactions=12_000, seed=3)
@@ -64,9 +62,8 @@ def test_report_renders_in_the_ui(tmp_path: Path) -> None:
     with dagster_webserver(home) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        dismiss_dagster_dialogs(page)
         page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
-        with contextlib.suppress(PlaywrightTimeout):  # first-visit newsletter dialog, if shown
-            page.get_by_role("button", name="Skip").click(timeout=5_000)
         # The latest materialization's metadata: the metric table names both models.
         page.get_by_text("html_report").first.wait_for(timeout=60_000)
         page.get_by_text("report", exact=True).first.wait_for(timeout=60_000)

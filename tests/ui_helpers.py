@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -86,4 +89,36 @@ def dagster_webserver(dagster_home: Path, env: dict[str, str] | None = None) -> 
     with server_process(
         args, "/server_info", port, {"DAGSTER_HOME": str(dagster_home), **(env or {})}
     ) as url:
+        wait_code_location(url)
         yield url
+
+
+_LOCATIONS_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def wait_code_location(url: str, timeout: float = 300) -> None:
+    """Wait until every code location of the webserver is loaded; fail with its load error."""
+    deadline = time.monotonic() + timeout
+    entries: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        body = json.dumps({"query": _LOCATIONS_QUERY}).encode()
+        req = urllib.request.Request(
+            f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            data = json.load(resp)["data"]["workspaceOrError"]
+        entries = data.get("locationEntries", [])
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            for e in entries:
+                loaded = e["locationOrLoadError"] or {}
+                if loaded.get("__typename") == "PythonError":
+                    raise RuntimeError(f"code location {e['name']} failed: {loaded['message']}")
+            return
+        time.sleep(1)
+    raise TimeoutError(f"code locations not loaded within {timeout}s: {entries}")
+
+
+def dismiss_dagster_dialogs(page: Page) -> None:
+    """Close the newsletter dialog a fresh Dagster home shows, whenever it appears."""
+    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())

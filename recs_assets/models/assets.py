@@ -40,6 +40,8 @@ from recs_assets.models.trained import (
     side_info,
     version_label,
 )
+from recs_assets.models.tuning import TuningResult, tuned_hyperparameters
+from recs_assets.models.tuning_assets import TUNED_FAMILIES
 from recs_assets.serving.champion import ChampionModel
 
 MODEL_FAMILIES = PIPELINE_FAMILIES
@@ -67,8 +69,10 @@ def _metric_key(name: str) -> str:
     return name.replace("@", "_at_")
 
 
-def build_model_asset(family: str) -> AssetsDefinition:
-    """The ``{family}_model`` asset."""
+def build_model_asset(family: str, tuned: bool = False) -> AssetsDefinition:
+    """The ``{family}_model`` asset; with ``tuned``, it trains with the best parameters of the
+    ``{family}_tuning`` study (explicit ``hyperparameters`` in the config still win)."""
+    tuning_in = {"tuning": AssetIn(f"{family}_tuning")} if tuned else {}
 
     @asset(
         name=f"{family}_model",
@@ -76,6 +80,7 @@ def build_model_asset(family: str) -> AssetsDefinition:
             "stratified_dataset": AssetIn(),
             "raw_users": AssetIn(),
             "raw_items": AssetIn(),
+            **tuning_in,
         },
         description=f"The {family} recommender fitted on the P1 train split, with held-out metrics.",
     )
@@ -86,8 +91,10 @@ def build_model_asset(family: str) -> AssetsDefinition:
         stratified_dataset: TrainingDataset,
         raw_users: pd.DataFrame,
         raw_items: pd.DataFrame,
+        **tuning: TuningResult,
     ) -> Output[TrainedModel]:
         split = stratified_dataset.split
+        hyperparameters = tuned_hyperparameters(tuning.get("tuning"), config.hyperparameters)
         side = side_info(split, raw_users, raw_items)
         asset_key = f"{family}_model"
         with mlflow_tracker.start_run(
@@ -101,9 +108,7 @@ def build_model_asset(family: str) -> AssetsDefinition:
                 if getattr(report, "validation_ndcg", None) is not None:
                     mlflow.log_metric("validation_ndcg_at_10", report.validation_ndcg, step)
 
-            model, fit_seconds = fit_family(
-                family, split, side, config.hyperparameters or None, progress
-            )
+            model, fit_seconds = fit_family(family, split, side, hyperparameters or None, progress)
             evaluation = held_out_evaluation(family, model, fit_seconds, split, side, k=config.k)
             gates = gate_results(
                 evaluation,
@@ -267,6 +272,6 @@ def champion_passed_gates(champion_model: ChampionModel) -> AssetCheckResult:
     )
 
 
-MODEL_ASSETS = [build_model_asset(f) for f in MODEL_FAMILIES]
+MODEL_ASSETS = [build_model_asset(f, tuned=f in TUNED_FAMILIES) for f in MODEL_FAMILIES]
 GATE_CHECKS = [build_gate_check(f) for f in MODEL_FAMILIES]
 CHAMPION_ASSET = build_champion_asset(MODEL_FAMILIES)

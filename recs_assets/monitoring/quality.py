@@ -31,7 +31,11 @@ def wilson_interval(
     denom = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return centre - half, centre + half
+    # Mathematically low <= p <= high within [0, 1]; clip the rounding error (0 clicks gave a
+    # lower bound of 3.5e-18 > 0, and a negative error bar in the plot).
+    low = np.minimum(np.clip(centre - half, 0.0, 1.0), p)
+    high = np.maximum(np.clip(centre + half, 0.0, 1.0), p)
+    return low, high
 
 
 def ctr_by_version(events: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,263 @@
+"""The exposure log: served lists and feedback events, buffered and written as Parquet files.
+
+Written in the formats ``recs_assets.monitoring.quality`` reads (one folder each, any number of
+files; a file appears whole: written under a dot-name, then renamed):
+
+- served lists, ``$RECS_SERVED_DIR`` (default ``<data dir>/served``), file ``served-*.parquet``:
+  ``user_id``, ``item_id``, ``rank`` (1 = top), ``score``, ``served_at`` (UTC), ``variant``,
+  ``model_version``, ``source`` (model / cache / fallback). One row per item shown.
+- feedback events, ``$RECS_FEEDBACK_DIR`` (default ``<data dir>/feedback``), files
+  ``impressions-*.parquet`` and ``clicks-*.parquet``: ``timestamp`` (UTC), ``event``
+  (``impression`` or ``click``), ``user_id``, ``item_id``, ``variant``, ``model_version``.
+  Every served item is one ``impression`` (the monitoring contract: one impression per item shown,
+  one click per item clicked), so CTR = clicks / items shown.
+- conversions go to the sub-folder ``conversions/`` of the feedback folder (same columns, event
+  ``conversion``): ``online_quality`` reads only the top folder, whose events must be impressions
+  or clicks.
+
+``<data dir>`` is ``$RECS_DATA_DIR``, else ``.data`` in the repository. ``RECS_EXPOSURE_LOG=off``
+turns the log off. Rows are kept in memory and written when ``flush_rows`` rows are waiting, when
+``flush_s`` seconds passed since the last write (checked on each record; the write runs in a
+background thread, so no request waits for it), and at shutdown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from recs_assets.serving.schemas import Recommendations
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FEEDBACK_KINDS: tuple[str, ...] = ("click", "conversion")
+SERVED_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "item_id",
+    "rank",
+    "score",
+    "served_at",
+    "variant",
+    "model_version",
+    "source",
+)
+EVENT_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "event",
+    "user_id",
+    "item_id",
+    "variant",
+    "model_version",
+)
+CONVERSIONS_SUBDIR = "conversions"
+
+
+@dataclass(frozen=True)
+class ExposureDirs:
+    """Where the log writes: served lists and feedback events (conversions in a sub-folder)."""
+
+    served: Path
+    feedback: Path
+
+    @property
+    def conversions(self) -> Path:
+        return self.feedback / CONVERSIONS_SUBDIR
+
+
+def exposure_dirs(env: Mapping[str, str] | None = None) -> ExposureDirs:
+    """``$RECS_SERVED_DIR`` / ``$RECS_FEEDBACK_DIR``, each else ``<data dir>/served|feedback``."""
+    env = os.environ if env is None else env
+    data = Path(env["RECS_DATA_DIR"]) if env.get("RECS_DATA_DIR") else REPO_ROOT / ".data"
+    return ExposureDirs(
+        served=Path(env["RECS_SERVED_DIR"]) if env.get("RECS_SERVED_DIR") else data / "served",
+        feedback=(
+            Path(env["RECS_FEEDBACK_DIR"]) if env.get("RECS_FEEDBACK_DIR") else data / "feedback"
+        ),
+    )
+
+
+ServedRow = tuple[str, str, int, float, datetime, str, str, str]
+
+
+def served_tuples(answers: Sequence[Recommendations], served_at: datetime) -> list[ServedRow]:
+    """One ``SERVED_COLUMNS`` tuple per item of each list (rank 1 = first); cheap, no pandas."""
+    return [
+        (a.user_id, it.item_id, rank, it.score, served_at, a.variant, a.model_version, a.source)
+        for a in answers
+        for rank, it in enumerate(a.items, start=1)
+    ]
+
+
+def served_frame(rows: Sequence[ServedRow]) -> pd.DataFrame:
+    """Served-list tuples as the written frame: typed columns, ``served_at`` in UTC."""
+    frame = pd.DataFrame(list(rows), columns=list(SERVED_COLUMNS))
+    frame["rank"] = frame["rank"].astype("int64")
+    frame["score"] = frame["score"].astype("float64")
+    frame["served_at"] = pd.to_datetime(frame["served_at"], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+def served_rows(answers: Sequence[Recommendations], served_at: datetime) -> pd.DataFrame:
+    """One row per item of each list (rank 1 = first), columns ``SERVED_COLUMNS``."""
+    return served_frame(served_tuples(answers, served_at))
+
+
+def impression_events(served: pd.DataFrame) -> pd.DataFrame:
+    """The ``impression`` event of every served row, columns ``EVENT_COLUMNS``."""
+    return pd.DataFrame(
+        {
+            "timestamp": served["served_at"],
+            "event": "impression",
+            "user_id": served["user_id"],
+            "item_id": served["item_id"],
+            "variant": served["variant"],
+            "model_version": served["model_version"],
+        }
+    )[list(EVENT_COLUMNS)]
+
+
+def _event_frame(rows: list[tuple[datetime, str, str, str, str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+class ExposureLog:
+    """Buffers served lists and feedback events; ``flush`` writes them as Parquet files.
+
+    Thread-safe (BentoML runs sync endpoints in a thread pool).
+
+    Args:
+        dirs: target folders (created on the first write).
+        flush_rows: write once this many rows are buffered.
+        flush_s: write once this many seconds passed since the last write (0: every record).
+        clock: monotonic seconds (tests pass a fake).
+        background: write from a separate thread, so no request waits for a write (tests: False).
+    """
+
+    def __init__(
+        self,
+        dirs: ExposureDirs,
+        flush_rows: int = 5000,
+        flush_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ) -> None:
+        if flush_rows < 1 or flush_s < 0:
+            raise ValueError(f"need flush_rows >= 1 and flush_s >= 0, got {flush_rows}, {flush_s}")
+        self.dirs = dirs
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self._clock = clock
+        self.background = background
+        self._lock = threading.Lock()  # guards the buffers
+        self._writing = threading.Lock()  # one write at a time
+        self._served: list[ServedRow] = []
+        self._events: list[tuple[datetime, str, str, str, str, str]] = []
+        self._buffered = 0
+        self._last_flush = clock()
+        self._prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._seq = itertools.count()
+        self.rows_written = 0
+
+    def record_lists(self, answers: Sequence[Recommendations], served_at: datetime) -> None:
+        """Buffer the served rows (and so the impressions) of ``answers``."""
+        rows = served_tuples(answers, served_at)
+        if not rows:
+            return
+        with self._lock:
+            self._served.extend(rows)
+            self._buffered += len(rows)
+        self._maybe_flush()
+
+    def record_feedback(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str,
+        variant: str,
+        model_version: str,
+        at: datetime,
+    ) -> None:
+        """Buffer one click or conversion."""
+        if event not in FEEDBACK_KINDS:
+            raise ValueError(f"event must be one of {list(FEEDBACK_KINDS)}, got {event!r}")
+        with self._lock:
+            self._events.append((at, event, user_id, item_id, variant, model_version))
+            self._buffered += 1
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        due = self._buffered >= self.flush_rows or self._clock() - self._last_flush >= self.flush_s
+        if not due:
+            return
+        if not self.background:
+            self.flush()
+        elif self._writing.acquire(blocking=False):  # else a write is already under way
+            threading.Thread(target=self._flush_then_release, name="exposure-flush").start()
+
+    def _flush_then_release(self) -> None:
+        try:
+            self._flush_locked()
+        finally:
+            self._writing.release()
+
+    def flush(self) -> list[Path]:
+        """Write everything buffered (after any background write); returns the files written."""
+        with self._writing:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> list[Path]:
+        with self._lock:  # swap the buffers; requests keep appending while the files are written
+            served, events = self._served, self._events
+            self._served, self._events, self._buffered = [], [], 0
+            self._last_flush = self._clock()
+        written: list[Path] = []
+        if served:
+            frame = served_frame(served)
+            written.append(self._write(frame, self.dirs.served, "served"))
+            written.append(self._write(impression_events(frame), self.dirs.feedback, "impressions"))
+        if events:
+            frame = _event_frame(events)
+            clicks = frame[frame["event"] == "click"]
+            conversions = frame[frame["event"] == "conversion"]
+            if len(clicks):
+                written.append(self._write(clicks, self.dirs.feedback, "clicks"))
+            if len(conversions):
+                written.append(self._write(conversions, self.dirs.conversions, "conversions"))
+        return written
+
+    def _write(self, frame: pd.DataFrame, folder: Path, kind: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{kind}-{self._prefix}-{next(self._seq):06d}.parquet"
+        tmp = folder / f".{name}.tmp"
+        frame.reset_index(drop=True).to_parquet(tmp, index=False)
+        final = folder / name
+        tmp.replace(final)
+        self.rows_written += len(frame)
+        return final
+
+
+def exposure_log_from_env(env: Mapping[str, str] | None = None) -> ExposureLog | None:
+    """The log configured by ``RECS_EXPOSURE_LOG`` (on/off, default on), the folders above,
+    ``RECS_EXPOSURE_FLUSH_ROWS`` (5000) and ``RECS_EXPOSURE_FLUSH_S`` (10)."""
+    env = os.environ if env is None else env
+    switch = env.get("RECS_EXPOSURE_LOG", "on").strip().lower()
+    if switch in ("off", "0", "false", "no"):
+        return None
+    if switch not in ("on", "1", "true", "yes", ""):
+        raise ValueError(f"RECS_EXPOSURE_LOG={switch!r}: use on or off")
+    try:
+        rows = int(env.get("RECS_EXPOSURE_FLUSH_ROWS", "5000"))
+        seconds = float(env.get("RECS_EXPOSURE_FLUSH_S", "10"))
+    except ValueError as exc:
+        raise ValueError(f"bad RECS_EXPOSURE_FLUSH_ROWS / RECS_EXPOSURE_FLUSH_S: {exc}") from None
+    return ExposureLog(exposure_dirs(env), flush_rows=rows, flush_s=seconds)
