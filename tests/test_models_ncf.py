@@ -87,6 +87,7 @@ def test_neumf_pretraining_stages_reach_the_callback() -> None:
         batch_size=128,
         validation_fraction=0.2,
         patience=0,
+        refit=False,
     )
     model.fit(blocks.train, callback=lambda r: stages.append(r.stage))
     assert stages == ["gmf", "gmf", "mlp", "mlp", "main", "main"]

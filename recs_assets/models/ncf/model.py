@@ -47,7 +47,7 @@ class NCFRecommender(Recommender):
         loss: str = "bpr",
         patience: int = 3,
         validation_fraction: float = 0.1,
-        refit: bool = False,
+        refit: bool = True,
         pretrain: bool = True,
         pretrain_epochs: int | None = None,
         pretrain_alpha: float = 0.5,
