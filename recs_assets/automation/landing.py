@@ -8,28 +8,23 @@ in name order, and ``append_batches`` dedupes on ``event_id``, so re-running it 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from recs_assets.paths import data_subdir
 from recs_assets.phase1.files import read_table
 from recs_assets.phase1.privacy import pseudonymize_series
 from recs_assets.phase1.schema import Phase1Tables, conform
 
 LANDING_ENV = "RECS_LANDING_DIR"
-DATA_DIR_ENV = "RECS_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH_SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 
 
 def default_landing_dir() -> Path:
     """``$RECS_LANDING_DIR``, else ``$RECS_DATA_DIR/landing``, else ``<repo>/.data/landing``."""
-    if os.environ.get(LANDING_ENV):
-        return Path(os.environ[LANDING_ENV])
-    data = os.environ.get(DATA_DIR_ENV)
-    return (Path(data) if data else REPO_ROOT / ".data") / "landing"
+    return data_subdir("landing", LANDING_ENV)
 
 
 def landed_files(folder: Path | str) -> dict[str, float]:

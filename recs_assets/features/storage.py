@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -10,14 +9,12 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pyspark.sql import DataFrame
 
-DATA_DIR_ENV = "RECS_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from recs_assets.paths import data_dir
 
 
 def default_data_dir() -> Path:
     """``$RECS_DATA_DIR``, else ``.data/`` at the repository root (git-ignored)."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else REPO_ROOT / ".data"
+    return data_dir()
 
 
 class DataDirResource(ConfigurableResource):

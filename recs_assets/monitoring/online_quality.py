@@ -1,6 +1,5 @@
 """Asset ``online_quality`` (CTR per model version from feedback events) and its check."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,16 +16,12 @@ from dagster import (
 
 from recs_assets.monitoring.plots import bar_chart, table_markdown
 from recs_assets.monitoring.quality import ctr_by_version, read_folder
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from recs_assets.paths import data_subdir
 
 
 def default_feedback_dir() -> Path:
     """``$RECS_FEEDBACK_DIR``, else ``<data dir>/feedback``."""
-    if os.environ.get("RECS_FEEDBACK_DIR"):
-        return Path(os.environ["RECS_FEEDBACK_DIR"])
-    data = os.environ.get("RECS_DATA_DIR")
-    return (Path(data) if data else REPO_ROOT / ".data") / "feedback"
+    return data_subdir("feedback", "RECS_FEEDBACK_DIR")
 
 
 class OnlineQualityConfig(Config):

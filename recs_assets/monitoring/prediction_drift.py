@@ -1,6 +1,5 @@
 """Asset ``prediction_drift``: scores and popularity of served lists, reference vs latest window."""
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -30,16 +29,12 @@ from recs_assets.monitoring.quality import (
     served_list_features,
 )
 from recs_assets.monitoring.windows import split_windows
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from recs_assets.paths import data_subdir
 
 
 def default_served_dir() -> Path:
     """``$RECS_SERVED_DIR``, else ``<data dir>/served``."""
-    if os.environ.get("RECS_SERVED_DIR"):
-        return Path(os.environ["RECS_SERVED_DIR"])
-    data = os.environ.get("RECS_DATA_DIR")
-    return (Path(data) if data else REPO_ROOT / ".data") / "served"
+    return data_subdir("served", "RECS_SERVED_DIR")
 
 
 class PredictionDriftConfig(Config):

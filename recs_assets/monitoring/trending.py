@@ -15,9 +15,10 @@ import pandas as pd
 import redis
 from dagster import ConfigurableResource
 
+from recs_assets.paths import data_subdir
+
 REDIS_URL_ENV = "RECS_REDIS_URL"
 TRENDING_KEY = "recs:trending:v1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def trending_scores(
@@ -81,8 +82,7 @@ class TrendingStore(ConfigurableResource):
     def parquet_path(self) -> Path:
         if self.path:
             return Path(self.path)
-        data = os.environ.get("RECS_DATA_DIR")
-        return (Path(data) if data else REPO_ROOT / ".data") / "trending" / "trending_items.parquet"
+        return data_subdir("trending") / "trending_items.parquet"
 
     def target(self) -> str:
         url = self.resolved_url()

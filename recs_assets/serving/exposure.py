@@ -35,9 +35,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from recs_assets.paths import data_subdir
 from recs_assets.serving.schemas import Recommendations
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FEEDBACK_KINDS: tuple[str, ...] = ("click", "conversion")
 SERVED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -75,12 +75,9 @@ class ExposureDirs:
 def exposure_dirs(env: Mapping[str, str] | None = None) -> ExposureDirs:
     """``$RECS_SERVED_DIR`` / ``$RECS_FEEDBACK_DIR``, each else ``<data dir>/served|feedback``."""
     env = os.environ if env is None else env
-    data = Path(env["RECS_DATA_DIR"]) if env.get("RECS_DATA_DIR") else REPO_ROOT / ".data"
     return ExposureDirs(
-        served=Path(env["RECS_SERVED_DIR"]) if env.get("RECS_SERVED_DIR") else data / "served",
-        feedback=(
-            Path(env["RECS_FEEDBACK_DIR"]) if env.get("RECS_FEEDBACK_DIR") else data / "feedback"
-        ),
+        served=data_subdir("served", "RECS_SERVED_DIR", env),
+        feedback=data_subdir("feedback", "RECS_FEEDBACK_DIR", env),
     )
 
 
