@@ -28,7 +28,7 @@ def bento_model(
     popularity = item_popularity(train)
     labels = {
         "model_version": champion_model.version,
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
         "data_version": data_version(train),
         "model_family": champion_model.model.name,
     }
