@@ -436,3 +436,25 @@ def test_ab_test_report_asset_on_a_written_log(tmp_path: Path) -> None:
             build_asset_context(),
             AbTestReportConfig(feedback_path=str(dirs.feedback), control="zz"),
         )
+
+
+def test_served_tables_match_the_pandas_frames() -> None:
+    """The Arrow fast path writes the same columns, types and values as the pandas frames."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from recs_assets.serving.exposure import impression_events, served_frame, served_tables
+
+    rows = [
+        ("u1", "i1", 1, 0.5, datetime(2026, 1, 1, 12, tzinfo=UTC), "a", "m/1", "model"),
+        ("u2", "i2", 2, 0.25, datetime(2026, 1, 2, 8, tzinfo=UTC), "b", "m/2", "cache"),
+    ]
+    served, impressions = served_tables(rows)
+    frame = served_frame(rows)
+    pd.testing.assert_frame_equal(served.to_pandas(), frame)
+    pd.testing.assert_frame_equal(
+        impressions.to_pandas(), impression_events(frame).reset_index(drop=True)
+    )
+    empty, no_impressions = served_tables([])
+    assert empty.num_rows == 0 and no_impressions.num_rows == 0

@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from recs_assets.paths import data_subdir
 from recs_assets.serving.schemas import Recommendations
@@ -100,6 +102,43 @@ def served_frame(rows: Sequence[ServedRow]) -> pd.DataFrame:
     frame["score"] = frame["score"].astype("float64")
     frame["served_at"] = pd.to_datetime(frame["served_at"], utc=True).astype("datetime64[us, UTC]")
     return frame
+
+
+_SERVED_TYPES: tuple[pa.DataType, ...] = (
+    pa.string(),
+    pa.string(),
+    pa.int64(),
+    pa.float64(),
+    pa.timestamp("us", tz="UTC"),
+    pa.string(),
+    pa.string(),
+    pa.string(),
+)
+
+
+def served_tables(rows: Sequence[ServedRow]) -> tuple[pa.Table, pa.Table]:
+    """The served-list table (``SERVED_COLUMNS``) and its impression events (``EVENT_COLUMNS``).
+
+    Built with Arrow straight from the tuples: the same files ``served_frame`` would give, at a
+    fraction of the cost, so the background write barely holds the GIL that requests need.
+    """
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SERVED_COLUMNS)
+    arrays = {
+        name: pa.array(values, type=kind)
+        for name, values, kind in zip(SERVED_COLUMNS, columns, _SERVED_TYPES, strict=True)
+    }
+    served = pa.table(arrays)
+    impressions = pa.table(
+        {
+            "timestamp": arrays["served_at"],
+            "event": pa.array(["impression"] * len(rows), type=pa.string()),
+            "user_id": arrays["user_id"],
+            "item_id": arrays["item_id"],
+            "variant": arrays["variant"],
+            "model_version": arrays["model_version"],
+        }
+    )
+    return served, impressions
 
 
 def served_rows(answers: Sequence[Recommendations], served_at: datetime) -> pd.DataFrame:
@@ -219,9 +258,9 @@ class ExposureLog:
             self._last_flush = self._clock()
         written: list[Path] = []
         if served:
-            frame = served_frame(served)
-            written.append(self._write(frame, self.dirs.served, "served"))
-            written.append(self._write(impression_events(frame), self.dirs.feedback, "impressions"))
+            table, impressions = served_tables(served)
+            written.append(self._write(table, self.dirs.served, "served"))
+            written.append(self._write(impressions, self.dirs.feedback, "impressions"))
         if events:
             frame = _event_frame(events)
             clicks = frame[frame["event"] == "click"]
@@ -232,11 +271,14 @@ class ExposureLog:
                 written.append(self._write(conversions, self.dirs.conversions, "conversions"))
         return written
 
-    def _write(self, frame: pd.DataFrame, folder: Path, kind: str) -> Path:
+    def _write(self, frame: pd.DataFrame | pa.Table, folder: Path, kind: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{kind}-{self._prefix}-{next(self._seq):06d}.parquet"
         tmp = folder / f".{name}.tmp"
-        frame.reset_index(drop=True).to_parquet(tmp, index=False)
+        if isinstance(frame, pa.Table):
+            pq.write_table(frame, tmp)
+        else:
+            frame.reset_index(drop=True).to_parquet(tmp, index=False)
         final = folder / name
         tmp.replace(final)
         self.rows_written += len(frame)
