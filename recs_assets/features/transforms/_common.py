@@ -86,12 +86,9 @@ def with_session_key(
     )
 
 
-def entropy_bits(df: DataFrame, key: str, bucket: str, name: str) -> DataFrame:
-    """(key, name): Shannon entropy in bits of the distribution of ``bucket`` values per ``key``."""
-    counts = df.groupBy(key, bucket).agg(F.count("*").alias("_n"))
-    p = F.col("_n") / F.sum("_n").over(Window.partitionBy(key))
-    return (
-        counts.withColumn("_p", p)
-        .groupBy(key)
-        .agg(F.abs(F.sum(F.col("_p") * F.log2(F.col("_p")))).alias(name))
-    )
+def entropy_of_counts(counts: Sequence[Column]) -> Column:
+    """Shannon entropy in bits of the distribution given by bucket ``counts`` (empty buckets add 0;
+    all-zero counts give 0). Computed per row, so it needs no extra grouping pass."""
+    total = sum(counts[1:], counts[0])
+    terms = [F.when(c > 0, (c / total) * F.log2(c / total)).otherwise(F.lit(0.0)) for c in counts]
+    return F.coalesce(F.abs(sum(terms[1:], terms[0])), F.lit(0.0))

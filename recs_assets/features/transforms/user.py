@@ -18,7 +18,7 @@ from recs_assets.features.transforms._common import (
     age_days,
     as_of_col,
     category_columns,
-    entropy_bits,
+    entropy_of_counts,
     item_category_weights,
     with_session_key,
 )
@@ -165,8 +165,18 @@ def _counts(ev: DataFrame) -> DataFrame:
         ),
         (F.sum(F.when(dow >= 5, 1).otherwise(0)) / n).alias("weekend_share"),
         F.countDistinct(F.to_date("timestamp")).alias("active_days"),
+        *(F.sum(F.when(hour == h, 1).otherwise(0)).alias(f"_h{h}") for h in range(24)),
+        *(F.sum(F.when(dow == d, 1).otherwise(0)).alias(f"_d{d}") for d in range(7)),
     ]
-    return ev.groupBy("user_id").agg(*aggs)
+    hour_counts = [F.col(f"_h{h}") for h in range(24)]
+    dow_counts = [F.col(f"_d{d}") for d in range(7)]
+    return (
+        ev.groupBy("user_id")
+        .agg(*aggs)
+        .withColumn("hour_entropy", entropy_of_counts(hour_counts))
+        .withColumn("dow_entropy", entropy_of_counts(dow_counts))
+        .drop(*(f"_h{h}" for h in range(24)), *(f"_d{d}" for d in range(7)))
+    )
 
 
 def _category_shares(ev: DataFrame, items: DataFrame, categories: Sequence[str]) -> DataFrame:
@@ -238,12 +248,9 @@ def user_features(
         F.col("signup_time").isNull() | (F.col("signup_time") <= as_of_col(as_of))
     ).select("user_id")
     base = known_users.union(ev.select("user_id")).distinct()
-    hour_entropy = entropy_bits(
-        ev.withColumn("_h", F.hour("timestamp")), "user_id", "_h", "hour_entropy"
-    )
-    dow_entropy = entropy_bits(
-        ev.withColumn("_d", F.weekday("timestamp")), "user_id", "_d", "dow_entropy"
-    )
+    # Every per-user part below groups, windows or joins by user_id: one shuffle of the events by
+    # user (reused by all parts) instead of one per part.
+    ev = ev.repartition("user_id")
     demographics = users.select(
         "user_id",
         "age",
@@ -258,8 +265,6 @@ def user_features(
         _counts(ev),
         _category_shares(ev, items, categories),
         _sessions(ev, session_gap_minutes),
-        hour_entropy,
-        dow_entropy,
         demographics,
     ):
         out = out.join(part, "user_id", "left")
