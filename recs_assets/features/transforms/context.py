@@ -27,7 +27,8 @@ CONTEXT_CATALOG: tuple[FeatureSpec, ...] = (
     FeatureSpec(
         "session_key",
         "string",
-        "session_id when given, else '<user_id>#<n>' with a new session after a 30-minute gap.",
+        "session_id when given, else '<user_id>#<n>' with a new session after a 30-minute gap; "
+        "sessions are per user (a session_id shared by two users is two sessions).",
         "event",
     ),
     FeatureSpec(
@@ -55,9 +56,10 @@ def context_features(
     interactions: DataFrame, *, session_gap_minutes: int = DEFAULT_SESSION_GAP_MINUTES
 ) -> DataFrame:
     """One row per event with the columns of ``CONTEXT_CATALOG``."""
-    ev = with_session_key(interactions, session_gap_minutes)
-    in_session = Window.partitionBy("session_key").orderBy("timestamp", "event_id")
-    session_all = Window.partitionBy("session_key")
+    # Sessions belong to one user: every window is within a user, so one shuffle by user serves all.
+    ev = with_session_key(interactions.repartition("user_id"), session_gap_minutes)
+    in_session = Window.partitionBy("user_id", "session_key").orderBy("timestamp", "event_id")
+    session_all = Window.partitionBy("user_id", "session_key")
     by_user = Window.partitionBy("user_id").orderBy("timestamp", "event_id")
     secs = F.col("timestamp").cast("double")
     day_of_week = F.weekday("timestamp") + 1

@@ -132,29 +132,35 @@ def item_features(
     )
     in_30 = F.col("_age") < 30
     dow = F.weekday("timestamp")
-    agg = ev.groupBy("item_id").agg(
-        F.sum(F.when(F.col("_age") < 7, 1).otherwise(0)).cast("long").alias("events_7d"),
-        F.sum(F.when(in_30, 1).otherwise(0)).cast("long").alias("events_30d"),
-        F.count("*").alias("events_all"),
-        *(
-            F.sum(F.when(F.col("event_type") == t, 1).otherwise(0))
-            .cast("long")
-            .alias(f"{t}_count_all")
-            for t in EVENT_TYPES
-        ),
-        F.countDistinct("user_id").alias("distinct_users_all"),
-        F.countDistinct(F.when(in_30, F.col("user_id"))).alias("distinct_users_30d"),
-        F.sum(F.pow(F.lit(2.0), -F.col("_age") / half_life_days)).alias("decayed_events"),
-        F.max("_age").alias("_first_age"),
-        F.min("_age").alias("days_since_last_event"),
-        F.count("rating").alias("rating_count"),
-        F.sum("rating").alias("_rating_sum"),
-        F.avg("rating").alias("rating_mean"),
-        (F.sum(F.when(dow >= 5, 1).otherwise(0)) / F.count("*")).alias("weekend_share"),
-    )
-    dow_counts = ev.groupBy("item_id", dow.alias("_dow")).agg(F.count("*").alias("_n"))
-    concentration = dow_counts.groupBy("item_id").agg(
-        (7.0 * F.max("_n") / F.sum("_n")).alias("dow_concentration")
+    # One shuffle of the events by item, shared by the aggregation and the joins below.
+    ev = ev.repartition("item_id")
+    agg = (
+        ev.groupBy("item_id")
+        .agg(
+            F.sum(F.when(F.col("_age") < 7, 1).otherwise(0)).cast("long").alias("events_7d"),
+            F.sum(F.when(in_30, 1).otherwise(0)).cast("long").alias("events_30d"),
+            F.count("*").alias("events_all"),
+            *(
+                F.sum(F.when(F.col("event_type") == t, 1).otherwise(0))
+                .cast("long")
+                .alias(f"{t}_count_all")
+                for t in EVENT_TYPES
+            ),
+            F.countDistinct("user_id").alias("distinct_users_all"),
+            F.countDistinct(F.when(in_30, F.col("user_id"))).alias("distinct_users_30d"),
+            F.sum(F.pow(F.lit(2.0), -F.col("_age") / half_life_days)).alias("decayed_events"),
+            F.max("_age").alias("_first_age"),
+            F.min("_age").alias("days_since_last_event"),
+            F.count("rating").alias("rating_count"),
+            F.sum("rating").alias("_rating_sum"),
+            F.avg("rating").alias("rating_mean"),
+            (F.sum(F.when(dow >= 5, 1).otherwise(0)) / F.count("*")).alias("weekend_share"),
+            *(F.sum(F.when(dow == d, 1).otherwise(0)).alias(f"_dow{d}") for d in range(7)),
+        )
+        .withColumn(
+            "dow_concentration",
+            7.0 * F.greatest(*(F.col(f"_dow{d}") for d in range(7))) / F.col("events_all"),
+        )
     )
     global_mean = ev.agg(F.avg("rating").alias("_global_mean"))
     known = items.where(F.col("created_at").isNull() | (F.col("created_at") <= as_of_col(as_of)))
@@ -169,7 +175,6 @@ def item_features(
     ).otherwise(F.size(F.split("categories", "\\" + CATEGORY_SEP)))
     out = (
         base.join(agg, "item_id", "left")
-        .join(concentration, "item_id", "left")
         .join(catalog, "item_id", "left")
         .crossJoin(global_mean)
         .fillna(0, subset=list(_COUNTS))
