@@ -66,7 +66,7 @@ defs = Definitions(
     asset_checks=load_asset_checks_from_modules(CHECK_MODULES),
     jobs=jobs.JOBS,
     sensors=[
-        sensors.build_landing_sensor(jobs.ingest_job),
+        sensors.build_landing_sensor(jobs.refresh_job),  # a landed batch reaches the served model
         sensors.build_drift_retrain_sensor(jobs.retrain_job),
         sensors.run_failure_alert,
         sensors.asset_health_alert,

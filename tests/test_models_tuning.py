@@ -179,6 +179,7 @@ def test_tuning_assets_log_trials_to_mlflow_and_show_best_params(tmp_path: Path)
         "ease_tuning",
         "rp3beta_tuning",
         "lightfm_tuning",
+        "ncf_tuning",
     ]
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     result = materialize(

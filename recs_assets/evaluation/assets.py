@@ -34,10 +34,10 @@ from recs_assets.evaluation.runner import (
     resolve_models,
 )
 from recs_assets.features.storage import default_data_dir
-from recs_assets.models.registry import PIPELINE_FAMILIES
+from recs_assets.models.registry import pipeline_families
 from recs_assets.models.tracking import MlflowTracker
 
-DEFAULT_MODELS: tuple[str, ...] = PIPELINE_FAMILIES
+DEFAULT_MODELS: tuple[str, ...] = pipeline_families()  # the families the pipeline builds
 DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
 
 
@@ -106,7 +106,7 @@ def log_to_mlflow(
         return run.info.run_id
 
 
-@asset(deps=[f"{family}_model" for family in PIPELINE_FAMILIES])
+@asset(deps=[f"{family}_model" for family in DEFAULT_MODELS])
 def evaluation_report(
     context: AssetExecutionContext,
     config: EvaluationConfig,
@@ -209,7 +209,7 @@ def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDe
 
         return _check
 
-    return [make(m) for m in (models if models is not None else PIPELINE_FAMILIES)]
+    return [make(m) for m in (models if models is not None else DEFAULT_MODELS)]
 
 
 EVALUATION_CHECKS = build_gate_checks()

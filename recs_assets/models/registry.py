@@ -7,7 +7,8 @@ asset all look models up here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 
 from recs_assets.models.base import Recommender
 from recs_assets.models.content import ContentRecommender
@@ -33,6 +34,27 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
 # The families the pipeline materializes as model assets and evaluates by default (the others,
 # e.g. ``blend`` and the LightFM variants, are available to ``recs eval`` and the tuning study).
 PIPELINE_FAMILIES: tuple[str, ...] = ("popularity", "ease", "rp3beta", "lightfm", "ncf", "content")
+FAMILIES_ENV = "RECS_MODEL_FAMILIES"
+
+
+def pipeline_families(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The families the pipeline builds: ``$RECS_MODEL_FAMILIES`` (comma-separated names from
+    ``PIPELINE_FAMILIES``, e.g. ``popularity,ease`` for a quick run), else all of them.
+
+    Read when the asset modules are imported, so set it before Dagster loads the definitions.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(FAMILIES_ENV, "").strip()
+    if not raw:
+        return PIPELINE_FAMILIES
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PIPELINE_FAMILIES]
+    if unknown or not names:
+        raise ValueError(
+            f"{FAMILIES_ENV}={raw!r}: unknown or no family names {unknown}; "
+            f"use comma-separated names from {', '.join(PIPELINE_FAMILIES)}"
+        )
+    return names
 
 
 def model_factory(name: str) -> Callable[..., Recommender]:

@@ -5,8 +5,12 @@ scores it by NDCG@k on ``split.test``, ranking all items minus the user's train 
 ranking). Pass the *validation* split (``validation_split`` of the P1 split: P1 applied again to
 the P1 train part); the P1 test part must never reach this module.
 
-Search spaces are Optuna distributions keyed by the family's constructor keywords; fixed
-keywords (``TUNING_FIXED``) keep a trial's budget small. The same ``seed`` gives the same trials.
+Search spaces are Optuna distributions keyed by the family's constructor keywords. Fixed
+keywords (``TUNING_FIXED``) go to every trial and into the best parameters; budget keywords
+(``TUNING_BUDGET``, e.g. an epoch cap for NCF) go to every trial only, so the model asset trains
+with the family's own values for them. Structured keywords (NCF's MLP ``layers``) are searched as
+strings and decoded before they reach the factory (``CODECS``). The same ``seed`` gives the same
+trials.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import inspect
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,18 +57,58 @@ SEARCH_SPACES: dict[str, dict[str, BaseDistribution]] = {
         "epochs": IntDistribution(10, 40, step=10),
     },
     "ncf": {
-        "factors": IntDistribution(8, 64, log=True),
-        "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
-        "n_negatives": IntDistribution(2, 16, log=True),
+        "factors": IntDistribution(16, 64, log=True),
+        "layers": CategoricalDistribution(["64-32-16", "128-64-32", "256-128-64"]),
+        "learning_rate": FloatDistribution(5e-4, 1e-2, log=True),
+        "weight_decay": FloatDistribution(1e-8, 1e-4, log=True),
+        "n_negatives": IntDistribution(4, 16, log=True),
     },
 }
 
-# Keywords every trial of a family gets (small budgets; one thread for reproducible numbers).
+# Keywords every trial of a family gets, and that the best parameters carry (one thread for
+# reproducible numbers).
 TUNING_FIXED: dict[str, dict[str, Any]] = {
     "ease": {},
     "rp3beta": {},
     "lightfm": {"num_threads": 1},
-    "ncf": {"epochs": 10, "patience": 2, "num_threads": 1},
+    "ncf": {"num_threads": 1},
+}
+
+# Keywords that only bound a trial's cost: every trial gets them, the best parameters do not (the
+# model asset trains with the family's own values). NCF: at most 10 epochs per network (early
+# stopping on a 10% hold-out of train still picks the best one) and no refit on all of train:
+# about a third of a full fit (66 s a trial on ML-100K validation, one thread). Keywords also
+# given as ``fixed`` override these.
+TUNING_BUDGET: dict[str, dict[str, Any]] = {
+    "ncf": {"epochs": 10, "patience": 2, "refit": False},
+}
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a structured keyword is searched as a plain Optuna categorical value.
+
+    Attributes:
+        encode: factory value -> the choice (e.g. ``(128, 64, 32)`` -> ``"128-64-32"``).
+        decode: the choice -> the factory value.
+    """
+
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+def encode_layers(layers: Sequence[int]) -> str:
+    """MLP sizes as a categorical choice: ``(128, 64, 32)`` -> ``"128-64-32"``."""
+    return "-".join(str(int(x)) for x in layers)
+
+
+def decode_layers(choice: str) -> tuple[int, ...]:
+    """``"128-64-32"`` -> ``(128, 64, 32)``."""
+    return tuple(int(x) for x in str(choice).split("-"))
+
+
+CODECS: dict[str, dict[str, Codec]] = {
+    "ncf": {"layers": Codec(encode_layers, decode_layers)},
 }
 
 
@@ -95,15 +139,17 @@ class TuningResult:
 
     Attributes:
         family: registry name.
-        best_params: the best trial's sampled parameters merged over ``fixed`` (what to pass to
-            the family's factory); empty when the study was skipped (use the family defaults).
+        best_params: the best trial's sampled parameters (decoded, see ``CODECS``) merged over
+            ``fixed`` (what to pass to the family's factory); empty when the study was skipped
+            (use the family defaults).
         best_value: the best validation NDCG@k, None when skipped.
         trials: one row per trial: ``number``, ``value``, ``seconds``, ``state``, ``error`` and
-            one column per searched parameter.
+            one column per searched parameter (as searched: encoded choices stay strings).
         metric: name of the objective (``ndcg@10``).
         seed: the sampler's seed.
-        fixed: keywords passed to every trial.
+        fixed: keywords passed to every trial (and part of ``best_params``).
         search_space: parameter -> distribution description (for logs and the UI).
+        budget: keywords passed to every trial only, to bound its cost (not in ``best_params``).
     """
 
     family: str
@@ -114,6 +160,7 @@ class TuningResult:
     seed: int
     fixed: dict[str, Any]
     search_space: dict[str, str]
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @property
     def skipped(self) -> bool:
@@ -180,18 +227,29 @@ def _inside(dist: BaseDistribution, value: Any) -> bool:
 
 
 def default_params(
-    factory: Callable[..., Recommender], search_space: SearchSpace
+    factory: Callable[..., Recommender],
+    search_space: SearchSpace,
+    codecs: Mapping[str, Codec] | None = None,
 ) -> dict[str, Any]:
-    """The factory's default values of the searched parameters, when all lie in the space
-    (then the study's first trial measures the defaults); empty otherwise."""
+    """The factory's default values of the searched parameters (encoded with ``codecs``), when
+    all lie in the space (then the study's first trial measures the defaults); empty otherwise."""
     sig = inspect.signature(factory)
+    codecs = codecs or {}
     out: dict[str, Any] = {}
     for name, dist in search_space.items():
         p = sig.parameters.get(name)
-        if p is None or p.default is inspect.Parameter.empty or not _inside(dist, p.default):
+        if p is None or p.default is inspect.Parameter.empty:
             return {}
-        out[name] = p.default
+        value = codecs[name].encode(p.default) if name in codecs else p.default
+        if not _inside(dist, value):
+            return {}
+        out[name] = value
     return out
+
+
+def decoded(params: Mapping[str, Any], codecs: Mapping[str, Codec]) -> dict[str, Any]:
+    """Searched values as the factory takes them (``CODECS`` decoding; others unchanged)."""
+    return {k: codecs[k].decode(v) if k in codecs else v for k, v in params.items()}
 
 
 def tune(
@@ -203,6 +261,7 @@ def tune(
     search_space: SearchSpace | None = None,
     *,
     fixed: Mapping[str, Any] | None = None,
+    budget: Mapping[str, Any] | None = None,
     k: int = 10,
     on_trial: Callable[[TrialRecord], None] | None = None,
     n_startup_trials: int = 5,
@@ -212,14 +271,15 @@ def tune(
 
     Each trial fits ``family`` (registry name) with the sampled parameters over ``fixed`` on
     ``split.train`` and scores ``validation_ndcg`` on ``split.test``; the study maximizes it.
-    ``search_space`` defaults to ``SEARCH_SPACES[family]`` and ``fixed`` to
-    ``TUNING_FIXED[family]``. A trial whose fit raises ``RecommenderError`` (e.g. a diverged fit)
+    ``search_space`` defaults to ``SEARCH_SPACES[family]``, ``fixed`` to ``TUNING_FIXED[family]``
+    and ``budget`` to ``TUNING_BUDGET[family]`` (trial-only keywords, left out of the best
+    parameters; ``fixed`` wins where both name a keyword). A trial whose fit raises ``RecommenderError`` (e.g. a diverged fit)
     is recorded as FAIL and the study goes on; when every trial fails, ``ValueError`` is raised
     with their errors. ``on_trial`` is called after every trial (for progress and tracking).
 
     The first ``n_startup_trials`` are sampled at random, the rest by TPE. With
     ``start_from_defaults`` (and the family's defaults inside the space) trial 0 measures the
-    defaults, so the best found is never worse than them on validation.
+    defaults (under the same budget), so the best found is never worse than them on validation.
     """
     factory = model_factory(family)
     if n_trials < 1:
@@ -236,14 +296,23 @@ def tune(
     if not search_space:
         raise ValueError(f"{family}: the search space is empty")
     fixed_params = dict(TUNING_FIXED.get(family, {}) if fixed is None else fixed)
+    budget_params = {
+        k: v
+        for k, v in (TUNING_BUDGET.get(family, {}) if budget is None else budget).items()
+        if k not in fixed_params
+    }
     overlap = sorted(set(fixed_params) & set(search_space))
     if overlap:
         raise ValueError(f"{family}: parameters {overlap} are both fixed and searched")
-    _accepted(family, factory, [*search_space, *fixed_params])
+    overlap = sorted(set(budget_params) & set(search_space))
+    if overlap:
+        raise ValueError(f"{family}: parameters {overlap} are both budget and searched")
+    _accepted(family, factory, [*search_space, *fixed_params, *budget_params])
+    codecs = CODECS.get(family, {})
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    defaults = default_params(factory, search_space) if start_from_defaults else {}
+    defaults = default_params(factory, search_space, codecs) if start_from_defaults else {}
     if defaults:
         study.enqueue_trial(defaults)
     records: list[TrialRecord] = []
@@ -252,7 +321,8 @@ def tune(
         params = {name: _plain(v) for name, v in trial.params.items()}
         t0 = time.perf_counter()
         try:
-            model = factory(**fixed_params, **params).fit(split.train, side)
+            kwargs = {**budget_params, **fixed_params, **decoded(params, codecs)}
+            model = factory(**kwargs).fit(split.train, side)
             value = validation_ndcg(model, split, k)
         except RecommenderError as exc:  # recorded as a failed trial, never as a score
             study.tell(trial, state=TrialState.FAIL)
@@ -288,13 +358,14 @@ def tune(
     best = max(done, key=lambda r: (r.value, -r.number))
     return TuningResult(
         family=family,
-        best_params={**fixed_params, **best.params},
+        best_params={**fixed_params, **decoded(best.params, codecs)},
         best_value=float(best.value),  # type: ignore[arg-type]
         trials=table,
         metric=f"ndcg@{k}",
         seed=seed,
         fixed=fixed_params,
         search_space={name: describe(d) for name, d in search_space.items()},
+        budget=budget_params,
     )
 
 

@@ -5,6 +5,7 @@ No ``from __future__ import annotations`` here: Dagster resolves ``Config`` anno
 """
 
 import json
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -19,9 +20,11 @@ from dagster import (
 )
 
 from recs_assets.datasets.dataset import TrainingDataset
+from recs_assets.models.registry import pipeline_families
 from recs_assets.models.tracking import MlflowTracker
 from recs_assets.models.trained import side_info
 from recs_assets.models.tuning import (
+    TUNING_BUDGET,
     TrialRecord,
     TuningResult,
     params_markdown,
@@ -29,7 +32,7 @@ from recs_assets.models.tuning import (
     tune,
 )
 
-TUNED_FAMILIES: tuple[str, ...] = ("ease", "rp3beta", "lightfm")
+TUNED_FAMILIES: tuple[str, ...] = ("ease", "rp3beta", "lightfm", "ncf")
 
 
 class TuningConfig(Config):
@@ -39,6 +42,30 @@ class TuningConfig(Config):
     n_trials: int = 10
     seed: int = 42
     k: int = 10
+
+    def trial_budget(self, family: str) -> dict[str, Any]:
+        """Trial-only keywords that bound a trial's cost (``tuning.TUNING_BUDGET``)."""
+        return dict(TUNING_BUDGET.get(family, {}))
+
+
+class NCFTuningConfig(TuningConfig):
+    """NCF trains three networks per trial (GMF and MLP pre-training, then NeuMF), so its study
+    is small by default: ``n_trials`` 4 (trial 0 measures the defaults) and ``max_epochs`` 10,
+    the epoch cap of each network during the study only (early stopping still picks the best
+    epoch; the ``ncf_model`` asset trains with the family's own epochs, patience and refit).
+    One trial of the defaults on ML-100K: 66 s on one CPU thread."""
+
+    n_trials: int = 4
+    max_epochs: int = 10
+
+    def trial_budget(self, family: str) -> dict[str, Any]:
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        return {**super().trial_budget(family), "epochs": self.max_epochs}
+
+
+# The config class of each family's study (the launchpad shows its defaults).
+TUNING_CONFIGS: dict[str, type[TuningConfig]] = {"ncf": NCFTuningConfig}
 
 
 def trials_markdown(result: TuningResult, limit: int = 10) -> str:
@@ -61,6 +88,7 @@ def trials_markdown(result: TuningResult, limit: int = 10) -> str:
 
 def build_tuning_asset(family: str) -> AssetsDefinition:
     """The ``{family}_tuning`` asset."""
+    config_class = TUNING_CONFIGS.get(family, TuningConfig)
 
     @asset(
         name=f"{family}_tuning",
@@ -69,7 +97,7 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
     )
     def _tuning(
         context: AssetExecutionContext,
-        config: TuningConfig,
+        config: config_class,  # type: ignore[valid-type]
         mlflow_tracker: MlflowTracker,
         validation_dataset: TrainingDataset,
         raw_users: pd.DataFrame,
@@ -89,6 +117,7 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
             )
         split = validation_dataset.split
         side = side_info(split, raw_users, raw_items)
+        budget = config.trial_budget(family)
         metric = f"validation_ndcg_at_{config.k}"
         with mlflow_tracker.start_run(
             f"{family}-tuning",
@@ -97,7 +126,13 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
             tags={"family": family, "kind": "tuning"},
         ) as run:
             mlflow_tracker.log_params(
-                {"family": family, "n_trials": config.n_trials, "seed": config.seed, "k": config.k}
+                {
+                    "family": family,
+                    "n_trials": config.n_trials,
+                    "seed": config.seed,
+                    "k": config.k,
+                    **{f"budget.{k}": v for k, v in budget.items()},
+                }
             )
 
             def on_trial(record: TrialRecord) -> None:
@@ -119,7 +154,14 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
                     mlflow.log_metric(f"trial_{metric}", record.value, step=record.number)
 
             result = tune(
-                family, split, side, config.n_trials, config.seed, k=config.k, on_trial=on_trial
+                family,
+                split,
+                side,
+                config.n_trials,
+                config.seed,
+                budget=budget,
+                k=config.k,
+                on_trial=on_trial,
             )
             best = result.best_value
             if best is None:  # tune() returns a value whenever it ran a trial
@@ -140,6 +182,7 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
                 "n_trials": MetadataValue.int(len(result.trials)),
                 "failed_trials": MetadataValue.int(failed),
                 "search_space": MetadataValue.json(result.search_space),
+                "trial_budget": MetadataValue.json(result.budget),
                 "mlflow_run": MetadataValue.text(mlflow_tracker.run_url(run_id)),
             },
         )
@@ -147,4 +190,4 @@ def build_tuning_asset(family: str) -> AssetsDefinition:
     return _tuning
 
 
-TUNING_ASSETS = [build_tuning_asset(f) for f in TUNED_FAMILIES]
+TUNING_ASSETS = [build_tuning_asset(f) for f in TUNED_FAMILIES if f in pipeline_families()]

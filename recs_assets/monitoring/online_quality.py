@@ -41,7 +41,7 @@ class CtrCheckConfig(Config):
     min_impressions: int = 500
 
 
-@asset
+@asset(tags={"recs/input": "live_traffic"})  # fed by the service; no job runs it
 def online_quality(
     context: AssetExecutionContext, config: OnlineQualityConfig
 ) -> Output[pd.DataFrame]:

@@ -47,7 +47,7 @@ class PredictionDriftConfig(Config):
     bins: int = DEFAULT_BINS
 
 
-@asset
+@asset(tags={"recs/input": "live_traffic"})  # fed by the service; no job runs it
 def prediction_drift(
     context: AssetExecutionContext,
     config: PredictionDriftConfig,

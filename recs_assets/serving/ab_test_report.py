@@ -45,7 +45,7 @@ def pick_control(variants: list[str], wanted: str) -> str:
     return configured if configured in variants else sorted(variants)[0]
 
 
-@asset
+@asset(tags={"recs/input": "live_traffic"})  # fed by the service; no job runs it
 def ab_test_report(
     context: AssetExecutionContext, config: AbTestReportConfig
 ) -> Output[pd.DataFrame]:

@@ -172,6 +172,8 @@ class ExperimentRouter:
         self.experiment = experiment
         self.engines = dict(engines)
         self.exposure = exposure
+        # versions served before a hot reload: feedback on their lists still counts
+        self.retired_versions: set[str] = set()
 
     @classmethod
     def create(
@@ -195,6 +197,27 @@ class ExperimentRouter:
     @property
     def control_engine(self) -> RecommendationEngine:
         return self.engines[self.experiment.control]
+
+    def replace_model(self, name: str, model: ServingModel) -> RecommendationEngine:
+        """Serve ``model`` for variant ``name`` from now on (hot reload, ``serving.reload``).
+
+        A new engine over the same cache, settings and metrics replaces the old one in a single
+        reference assignment: a request in flight finishes on the engine it started with. The
+        old version's ``recs_model_info`` series drops to 0. Returns the new engine.
+        """
+        old = self.engines[name]
+        new = RecommendationEngine(model, old.cache, old.settings, old.metrics)
+        self.engines[name] = new
+        before = old.model
+        if (before.version, before.model_name) != (model.version, model.model_name):
+            old.metrics.model_info.labels(
+                model_version=before.version,
+                model_name=before.model_name,
+                variant=old.settings.variant,
+                loaded=str(before.recommender is not None).lower(),
+            ).set(0)
+            self.retired_versions.add(before.version)
+        return new
 
     def engine_for(self, user_id: str) -> RecommendationEngine:
         return self.engines[assign_variant(self.experiment, user_id)]
@@ -251,7 +274,7 @@ class ExperimentRouter:
             raise InputError(f"unknown item_id {item_id!r} for variant {name!r}")
         versions = sorted({e.model.version for e in self.engines.values()})
         version = model_version if model_version is not None else model.version
-        if version not in versions:
+        if version not in versions and version not in self.retired_versions:
             raise InputError(f"unknown model_version {version!r}; this service serves {versions}")
         if self.exposure is not None:
             self.exposure.record_feedback(user_id, item_id, event, name, version, datetime.now(UTC))

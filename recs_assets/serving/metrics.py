@@ -22,7 +22,9 @@ class ServingMetrics:
         fallbacks: popularity/co-occurrence answers by reason.
         errors: failed or rejected requests by endpoint and kind.
         latency: seconds spent computing an answer, by endpoint.
-        model_info: 1 for the model version this worker serves (labels say which).
+        model_info: 1 for the model version this worker serves (labels say which), 0 for the
+            versions it served before a hot reload.
+        reloads: polls of the champion alias by outcome (``recs_assets.serving.reload.OUTCOMES``).
         registry: where they are registered (None: not registered, multiprocess files only).
     """
 
@@ -32,6 +34,7 @@ class ServingMetrics:
     errors: Counter
     latency: Histogram
     model_info: Gauge
+    reloads: Counter
     registry: CollectorRegistry | None = None
 
     @classmethod
@@ -58,6 +61,9 @@ class ServingMetrics:
                 ["model_version", "model_name", "variant", "loaded"],
                 multiprocess_mode="livemax",
                 **kw,
+            ),
+            reloads=Counter(
+                "recs_model_reloads", "Polls of the champion alias by outcome", ["result"], **kw
             ),
             registry=registry,
         )

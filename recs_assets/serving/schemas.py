@@ -93,6 +93,11 @@ class ModelInfo(BaseModel):
     cache_hits: int = Field(description="Cache hits in this worker since start.")
     cache_misses: int = Field(description="Cache misses in this worker since start.")
     cache_errors: int = Field(description="Cache backend errors in this worker since start.")
+    champion_alias: str | None = Field(
+        None,
+        description="Version the MLflow champion alias named at the last poll (None: not "
+        "followed or no alias); differs from model_version while that version is not in the store.",
+    )
 
 
 class FeedbackAck(BaseModel):

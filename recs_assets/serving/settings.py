@@ -13,6 +13,11 @@ Environment variables (all optional):
 - ``RECS_MAX_BATCH_USERS``: most user ids in one ``/recommend_batch`` request (1000).
 - ``RECS_MAX_SCORE_ITEMS``: most item ids in one ``/score`` request (1000).
 - ``RECS_VARIANT``: experiment variant reported with every answer (``champion``).
+- ``RECS_MODEL_POLL_S``: seconds between two reads of the MLflow champion alias; the service swaps
+  in the model it names (``recs_assets.serving.reload``). 0 turns hot reload off (5).
+- ``RECS_MODEL_NAME``: registered MLflow model whose alias is followed (``recs-champion``).
+- ``RECS_MODEL_ALIAS``: the alias followed (``champion``).
+- ``MLFLOW_TRACKING_URI``: where that registry is (default: the repository's ``.mlflow/`` store).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_MODEL_TAG = "recs_recommender:latest"
+# recs_assets.models.tracking.CHAMPION_MODEL / CHAMPION (not imported: it pulls in Dagster)
+DEFAULT_REGISTERED_MODEL = "recs-champion"
+DEFAULT_ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class ServingSettings:
         max_batch_users: most users per ``/recommend_batch`` call.
         max_score_items: most items per ``/score`` call.
         variant: experiment variant name echoed in every answer.
+        model_poll_s: seconds between reads of the champion alias (0: no hot reload).
+        registered_model: MLflow registered model whose alias is followed.
+        model_alias: the alias followed.
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -51,6 +62,9 @@ class ServingSettings:
     max_batch_users: int = 1000
     max_score_items: int = 1000
     variant: str = "champion"
+    model_poll_s: float = 5.0
+    registered_model: str = DEFAULT_REGISTERED_MODEL
+    model_alias: str = DEFAULT_ALIAS
 
     def __post_init__(self) -> None:
         for name in ("cache_ttl_s", "cache_size", "max_batch_users", "max_score_items"):
@@ -59,6 +73,8 @@ class ServingSettings:
         for name in ("redis_timeout_s", "redis_backoff_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"serving setting {name} must be > 0, got {getattr(self, name)}")
+        if self.model_poll_s < 0:
+            raise ValueError(f"serving setting model_poll_s must be >= 0, got {self.model_poll_s}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -86,4 +102,7 @@ class ServingSettings:
             max_batch_users=int(get("RECS_MAX_BATCH_USERS", int, d.max_batch_users)),  # type: ignore[arg-type]
             max_score_items=int(get("RECS_MAX_SCORE_ITEMS", int, d.max_score_items)),  # type: ignore[arg-type]
             variant=str(get("RECS_VARIANT", str, d.variant)),
+            model_poll_s=float(get("RECS_MODEL_POLL_S", float, d.model_poll_s)),  # type: ignore[arg-type]
+            registered_model=str(get("RECS_MODEL_NAME", str, d.registered_model)),
+            model_alias=str(get("RECS_MODEL_ALIAS", str, d.model_alias)),
         )
