@@ -113,7 +113,9 @@ def main() -> None:
     ap.add_argument("--redis-calls", type=int, default=1000)
     ap.add_argument("--master", default="local[*]")
     ap.add_argument(
-        "--shuffle-partitions", default="", help="spark.sql.shuffle.partitions (default Spark's)"
+        "--shuffle-partitions",
+        default="8",
+        help="spark.sql.shuffle.partitions (the assets' default: 8, $RECS_SPARK_SHUFFLE_PARTITIONS)",
     )
     args = ap.parse_args()
     spark = SparkResource(
@@ -123,6 +125,7 @@ def main() -> None:
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
             "spark.driver.memory": "8g",
+            "spark.sql.shuffle.partitions": args.shuffle_partitions,
         },
     ).get_session()
     spark.sparkContext.setLogLevel("ERROR")

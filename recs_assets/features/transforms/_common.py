@@ -86,9 +86,10 @@ def with_session_key(
     )
 
 
-def entropy_of_counts(counts: Sequence[Column]) -> Column:
-    """Shannon entropy in bits of the distribution given by bucket ``counts`` (empty buckets add 0;
-    all-zero counts give 0). Computed per row, so it needs no extra grouping pass."""
-    total = sum(counts[1:], counts[0])
+def entropy_of_counts(counts: Sequence[Column], total: Column) -> Column:
+    """Shannon entropy in bits of the distribution given by bucket ``counts`` summing to ``total``
+    (empty buckets add 0; a zero total gives 0). Computed per row: no extra grouping pass. Pass
+    ``total`` as a column computed beforehand: inlining the sum into every term makes the
+    generated code quadratic in the number of buckets."""
     terms = [F.when(c > 0, (c / total) * F.log2(c / total)).otherwise(F.lit(0.0)) for c in counts]
     return F.coalesce(F.abs(sum(terms[1:], terms[0])), F.lit(0.0))

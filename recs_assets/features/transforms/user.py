@@ -143,9 +143,6 @@ def _counts(ev: DataFrame) -> DataFrame:
             aggs.append(
                 F.sum(F.when(hit, 1).otherwise(0)).cast("long").alias(f"{t}_count_{suffix}")
             )
-    hour = F.hour("timestamp")
-    dow = F.weekday("timestamp")  # 0 = Monday
-    n = F.count("*")
     aggs += [
         F.countDistinct("item_id").alias("distinct_items"),
         F.min("_age").alias("days_since_last_event"),
@@ -153,29 +150,44 @@ def _counts(ev: DataFrame) -> DataFrame:
         F.count("rating").alias("rating_count"),
         F.avg("rating").alias("rating_mean"),
         F.var_pop("rating").alias("rating_var"),
+        F.countDistinct(F.to_date("timestamp")).alias("active_days"),
+    ]
+    return ev.groupBy("user_id").agg(*aggs)
+
+
+def _timing(ev: DataFrame) -> DataFrame:
+    """Hour-of-day and day-of-week shares and entropies, from one (user, hour, day) count pass.
+
+    Kept apart from ``_counts`` so neither aggregation outgrows Spark's 64 KB generated-code limit
+    (past it Spark compiles, fails and falls back to slow interpreted code)."""
+    cells = ev.groupBy(
+        "user_id",
+        F.hour("timestamp").alias("_hour"),
+        F.weekday("timestamp").alias("_dow"),  # 0 = Monday
+    ).agg(F.count("*").alias("_n"))
+    per_user = cells.groupBy("user_id").agg(
         *(
-            (F.sum(F.when((hour >= lo) & (hour < hi), 1).otherwise(0)) / n).alias(
-                f"hour_share_{name}"
-            )
+            F.sum(F.when(F.col("_hour") == h, F.col("_n")).otherwise(0)).alias(f"_h{h}")
+            for h in range(24)
+        ),
+        *(
+            F.sum(F.when(F.col("_dow") == d, F.col("_n")).otherwise(0)).alias(f"_d{d}")
+            for d in range(7)
+        ),
+    )
+    hours = [F.col(f"_h{h}") for h in range(24)]
+    days = [F.col(f"_d{d}") for d in range(7)]
+    n = F.col("_events")
+    return per_user.withColumn("_events", sum(days[1:], days[0])).select(
+        "user_id",
+        *(
+            (sum(hours[lo + 1 : hi], hours[lo]) / n).alias(f"hour_share_{name}")
             for name, lo, hi in DAY_PARTS
         ),
-        *(
-            (F.sum(F.when(dow == i, 1).otherwise(0)) / n).alias(f"dow_share_{d}")
-            for i, d in enumerate(WEEKDAYS)
-        ),
-        (F.sum(F.when(dow >= 5, 1).otherwise(0)) / n).alias("weekend_share"),
-        F.countDistinct(F.to_date("timestamp")).alias("active_days"),
-        *(F.sum(F.when(hour == h, 1).otherwise(0)).alias(f"_h{h}") for h in range(24)),
-        *(F.sum(F.when(dow == d, 1).otherwise(0)).alias(f"_d{d}") for d in range(7)),
-    ]
-    hour_counts = [F.col(f"_h{h}") for h in range(24)]
-    dow_counts = [F.col(f"_d{d}") for d in range(7)]
-    return (
-        ev.groupBy("user_id")
-        .agg(*aggs)
-        .withColumn("hour_entropy", entropy_of_counts(hour_counts))
-        .withColumn("dow_entropy", entropy_of_counts(dow_counts))
-        .drop(*(f"_h{h}" for h in range(24)), *(f"_d{d}" for d in range(7)))
+        *((days[i] / n).alias(f"dow_share_{d}") for i, d in enumerate(WEEKDAYS)),
+        ((days[5] + days[6]) / n).alias("weekend_share"),
+        entropy_of_counts(hours, n).alias("hour_entropy"),
+        entropy_of_counts(days, n).alias("dow_entropy"),
     )
 
 
@@ -265,6 +277,7 @@ def user_features(
         _counts(ev),
         _category_shares(ev, items, categories),
         _sessions(ev, session_gap_minutes),
+        _timing(ev),
         demographics,
     ):
         out = out.join(part, "user_id", "left")
