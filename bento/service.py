@@ -7,6 +7,8 @@ cache is Redis when ``RECS_REDIS_URL`` is set, else an in-process LRU. Other set
 experiments (``RECS_AB_CONFIG``) and the exposure log in ``recs_assets.serving.abtest`` and
 ``recs_assets.serving.exposure`` (see docs/ab_testing.md). The champion model follows the MLflow
 ``champion`` alias without a restart (``RECS_MODEL_POLL_S``; ``recs_assets.serving.reload``).
+With ``RECS_FEAST_REPO``, a feature-based model answers users it never saw from their Feast online
+features (``recs_assets.serving.online_features``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from recs_assets.serving.engine import RecommendationEngine
 from recs_assets.serving.export import load_serving_model, serving_model_from_store
 from recs_assets.serving.exposure import exposure_log_from_env
 from recs_assets.serving.metrics import default_metrics
+from recs_assets.serving.online_features import OnlineFeatures, online_features_from_settings
 from recs_assets.serving.reload import ModelWatcher, champion_watcher
 from recs_assets.serving.schemas import (
     BatchRecommendations,
@@ -68,6 +71,7 @@ class RecsService:
         )
         self.router: ExperimentRouter | None = None
         self.watcher: ModelWatcher | None = None
+        self.features: OnlineFeatures | None = None
         for name, m in self.models.items():
             logger.info("variant %s: %s (%s)", name, m.labels.get("bento_tag"), m.model_name)
 
@@ -80,8 +84,9 @@ class RecsService:
             s.redis_url, s.cache_ttl_s, s.cache_size, s.redis_timeout_s, s.redis_backoff_s
         )
         metrics = default_metrics()
+        self.features = online_features_from_settings(s, cache, metrics)
         self.router = ExperimentRouter.create(
-            self.experiment, self.models, cache, s, metrics, exposure_log_from_env()
+            self.experiment, self.models, cache, s, metrics, exposure_log_from_env(), self.features
         )
         logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
         # Everything loaded so far lives as long as the worker: move it out of the collector's
@@ -99,6 +104,8 @@ class RecsService:
             self.watcher.stop()
         if self.router is not None:
             self.router.close()
+        if self.features is not None:
+            self.features.close()
 
     def __is_ready__(self) -> bool:
         return self.router is not None

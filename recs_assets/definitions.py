@@ -16,6 +16,7 @@ from dagster import (
 
 from recs_assets import groups
 from recs_assets.automation import jobs, schedules, sensors
+from recs_assets.automation.freshness import with_freshness_policies
 from recs_assets.datasets import checks as dataset_checks
 from recs_assets.datasets import training_datasets
 from recs_assets.evaluation import assets as evaluation_assets
@@ -33,7 +34,12 @@ from recs_assets.models import tuning_assets
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
 from recs_assets.phase1 import assets as phase1_assets
 from recs_assets.resources import build_resources, deployment
-from recs_assets.serving import ab_test_report, batch_recommendations, bento_model
+from recs_assets.serving import (
+    ab_test_report,
+    batch_recommendations,
+    bento_model,
+    recommendation_bento,
+)
 
 # module -> group; a module's assets all land in its domain's group.
 DOMAINS: dict[str, list[ModuleType]] = {
@@ -42,7 +48,7 @@ DOMAINS: dict[str, list[ModuleType]] = {
     groups.DATASETS: [training_datasets],
     groups.MODELS: [tuning_assets, model_assets],
     groups.EVALUATION: [evaluation_assets],
-    groups.SERVING: [bento_model, batch_recommendations, ab_test_report],
+    groups.SERVING: [bento_model, recommendation_bento, batch_recommendations, ab_test_report],
     groups.MONITORING: [feature_drift, prediction_drift, online_quality, trending_items],
 }
 CHECK_MODULES: list[ModuleType] = [
@@ -61,19 +67,22 @@ def _assets() -> list[AssetsDefinition]:
     ]
 
 
-defs = Definitions(
-    assets=_assets(),
-    asset_checks=load_asset_checks_from_modules(CHECK_MODULES),
-    jobs=jobs.JOBS,
-    sensors=[
-        sensors.build_landing_sensor(jobs.refresh_job),  # a landed batch reaches the served model
-        sensors.build_drift_retrain_sensor(jobs.retrain_job),
-        sensors.run_failure_alert,
-        sensors.asset_health_alert,
-    ],
-    schedules=[schedules.build_daily_retrain_schedule(jobs.refresh_job)],
-    resources=build_resources(),
-    # One process per step costs ~20 s of imports each on a 2-core laptop: run steps in-process
-    # locally (one shared Spark session); production keeps Dagster's multiprocess default.
-    executor=in_process_executor if deployment() == "local" else None,
+defs = with_freshness_policies(
+    Definitions(
+        assets=_assets(),
+        asset_checks=load_asset_checks_from_modules(CHECK_MODULES),
+        jobs=jobs.JOBS,
+        sensors=[
+            # a landed batch reaches the served model
+            sensors.build_landing_sensor(jobs.refresh_job),
+            sensors.build_drift_retrain_sensor(jobs.retrain_job),
+            sensors.run_failure_alert,
+            sensors.asset_health_alert,
+        ],
+        schedules=[schedules.build_daily_retrain_schedule(jobs.refresh_job)],
+        resources=build_resources(),
+        # One process per step costs ~20 s of imports each on a 2-core laptop: run steps in-process
+        # locally (one shared Spark session); production keeps Dagster's multiprocess default.
+        executor=in_process_executor if deployment() == "local" else None,
+    )
 )

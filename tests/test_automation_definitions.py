@@ -50,3 +50,28 @@ def test_definitions_load_and_jobs_select_by_group() -> None:
     assert {"raw_interactions", "feature_drift", "trending_items"} <= keys
     # assets fed by live traffic fail until the service answered requests: no job runs them
     assert not {"online_quality", "prediction_drift"} & keys
+
+
+def test_freshness_policies_by_group_and_daemon_enabled() -> None:
+    """Feature assets carry the one-hour warn policy, model and serving assets the daily one, raw
+    tables none; the repo's dagster.yaml turns the freshness daemon on."""
+    from pathlib import Path
+
+    import yaml
+    from dagster import AssetKey
+
+    from recs_assets.automation.freshness import DAILY_POLICY, FEATURE_POLICY
+    from recs_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+
+    def policy(key: str) -> object:
+        return graph.get(AssetKey(key)).freshness_policy
+
+    assert policy("user_features") == FEATURE_POLICY
+    assert policy("online_feature_store") == FEATURE_POLICY
+    assert policy("ease_model") == DAILY_POLICY
+    assert policy("bento_model") == DAILY_POLICY
+    assert policy("raw_interactions") is None
+    config = yaml.safe_load((Path(__file__).parents[1] / "dagster.yaml").read_text())
+    assert config["freshness"]["enabled"] is True

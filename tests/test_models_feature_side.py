@@ -256,6 +256,9 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(tmp_path: Path) -> None:
     )
     np.testing.assert_allclose(trained.model.item_repr_, twin.item_repr_, rtol=1e-6)
     on_categories = LightFMRecommender(hybrid_items=True, **small).fit(P1.train, base)
+    # Serving encodes new users' online features with the encoder of the training rows.
+    assert trained.user_encoder == expected.users.encoder  # type: ignore[union-attr]
+    assert trained.model.n_user_features == trained.user_encoder.n_features  # type: ignore[union-attr]
     assert not np.allclose(trained.model.item_repr_, on_categories.item_repr_)
     (mat,) = [
         m

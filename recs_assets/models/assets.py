@@ -28,7 +28,9 @@ from pydantic import Field
 
 from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.gates import GateConfig
+from recs_assets.models.feature_encoder import FeatureEncoder
 from recs_assets.models.feature_side import feature_store_side
+from recs_assets.models.lightfm_model import LightFMRecommender
 from recs_assets.models.registry import pipeline_families
 from recs_assets.models.tracking import CHALLENGER, CHAMPION_MODEL, MlflowTracker
 from recs_assets.models.trained import (
@@ -121,6 +123,7 @@ def build_model_asset(
         }
         side = side_info(split, raw_users, raw_items)
         side_meta: dict[str, MetadataValue] = {}
+        user_encoder: FeatureEncoder | None = None
         if feature_store:
             columns = feature_columns or {}
             features = feature_store_side(
@@ -131,6 +134,7 @@ def build_model_asset(
                 item_columns=columns.get("item"),
             )
             side = features.side_info(side)
+            user_encoder = None if features.users is None else features.users.encoder
             side_meta = {"side_features": MetadataValue.json(features.summary())}
             context.log.info(f"{family}: side features {features.summary()}")
         asset_key = f"{family}_model"
@@ -146,6 +150,12 @@ def build_model_asset(
                     mlflow.log_metric("validation_ndcg_at_10", report.validation_ndcg, step)
 
             model, fit_seconds = fit_family(family, split, side, hyperparameters or None, progress)
+            if not (
+                isinstance(model, LightFMRecommender)
+                and user_encoder is not None
+                and model.n_user_features == user_encoder.n_features
+            ):
+                user_encoder = None  # the model does not score user feature rows
             evaluation = held_out_evaluation(family, model, fit_seconds, split, side, k=config.k)
             gates = gate_results(
                 evaluation,
@@ -156,6 +166,8 @@ def build_model_asset(
             mlflow_tracker.log_params({"family": family, **model.params()})
             if side_meta:
                 mlflow.log_dict(side_meta["side_features"].value, "side_features.json")
+            if user_encoder is not None:  # what serving encodes new users' online features with
+                mlflow.log_dict(user_encoder.to_json(), "user_feature_encoder.json")
             flat = {_metric_key(k): float(v) for k, v in evaluation.flat().items()}
             mlflow.log_metrics({k: v for k, v in flat.items() if v == v})  # NaN is not loggable
             mlflow.log_dict(
@@ -179,7 +191,7 @@ def build_model_asset(
                 version = str(mv.version)
             run_id = run.info.run_id
         trained = TrainedModel(
-            family, model, split.train, evaluation, gates, run_id, version, registered
+            family, model, split.train, evaluation, gates, run_id, version, registered, user_encoder
         )
         m = evaluation.metrics
         return Output(
@@ -275,6 +287,7 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
                 best.train,
                 version,
                 tuple((g.gate, g.passed, g.value, g.threshold) for g in best.gates),
+                best.user_encoder,
             ),
             metadata={
                 "champion": MetadataValue.text(version),

@@ -13,6 +13,10 @@ Encoding, per entity (one row per id of the split, in id-map order):
   row). ``LightFMRecommender`` prepends the identity (``identity_plus``): [I | these rows], so
   every user and item keeps its own embedding and shares those of its features.
 
+The bins and vocabularies are a ``FeatureEncoder`` (``feature_encoder.py``, JSON-serializable,
+no Dagster or Spark): ``EntityFeatures.encoder`` encodes any other row exactly as the training
+rows were (serving encodes a new user's online feature row with it).
+
 Leak rule (honest evaluation). Interaction-derived features (counts, ratings, recency, shares...)
 of a snapshot stamped ``as_of`` summarize every event with ``timestamp <= as_of``, held-out ones
 included. They are used only when the snapshot saw no held-out interaction:
@@ -41,7 +45,7 @@ import scipy.sparse as sp
 from recs_assets.evaluation.protocols import Split
 from recs_assets.features.storage import FeatureTable
 from recs_assets.models.base import SideInfo
-from recs_assets.phase1.schema import CATEGORY_SEP
+from recs_assets.models.feature_encoder import FeatureEncoder, fit_encoder
 
 TIME_COLUMN = "feature_timestamp"
 KEYS: dict[str, str] = {"user": "user_id", "item": "item_id"}
@@ -52,7 +56,6 @@ STATIC_COLUMNS: dict[str, frozenset[str]] = {
     ),
     "item": frozenset({"categories", "category_count", "price", "quality", "age_days"}),
 }
-MULTI_VALUED: frozenset[str] = frozenset({"categories"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class EntityFeatures:
         with_interactions: whether interaction-derived columns were used (the leak rule).
         columns: the snapshot columns that produced at least one feature.
         unknown_ids: ids of the split without a row in the snapshot.
+        encoder: what produced ``matrix`` from the snapshot rows; it encodes any other row the
+            same way (serving encodes a new user's online features with it).
     """
 
     matrix: sp.csr_matrix
@@ -74,6 +79,7 @@ class EntityFeatures:
     with_interactions: bool
     columns: tuple[str, ...]
     unknown_ids: int
+    encoder: FeatureEncoder
 
 
 @dataclass(frozen=True)
@@ -139,42 +145,6 @@ def choose_snapshot(
     return (clean[-1], True) if clean else (times[-1], False)
 
 
-def _numeric_bins(
-    column: str, values: pd.Series, n_bins: int
-) -> tuple[np.ndarray, list[str]] | None:
-    """Bin index per row (-1 when missing) and bin names; None when the column is constant."""
-    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    known = np.isfinite(x)
-    if len(np.unique(x[known])) < 2:
-        return None
-    qs = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-    edges = np.unique(np.quantile(x[known], qs))
-    edges = edges[edges > x[known].min()]  # an edge at the minimum would leave bin 0 empty
-    if len(edges) == 0:
-        return None
-    bins = np.where(known, np.searchsorted(edges, np.where(known, x, 0.0), side="right"), -1)
-    bounds = [-np.inf, *edges.tolist(), np.inf]
-    names = [f"{column}[{lo:g},{hi:g})" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    return bins, names
-
-
-def _tokens(column: str, values: pd.Series) -> list[list[str]]:
-    """Per row, the values that become ``column=value`` features."""
-    out: list[list[str]] = []
-    for v in values:
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            out.append([])
-        elif column in MULTI_VALUED:
-            out.append(sorted({t for t in str(v).split(CATEGORY_SEP) if t}))
-        else:
-            out.append([str(v)])
-    return out
-
-
-def _is_numeric(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-
-
 def entity_features(
     frame: pd.DataFrame,
     entity: str,
@@ -223,47 +193,16 @@ def entity_features(
         and (columns is None or c in columns)
     ]
 
-    n = len(id_list)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    names: list[str] = []
-    sources: list[str] = []
-    for column in usable:
-        values = aligned[column]
-        if _is_numeric(values) and column not in MULTI_VALUED:
-            binned = _numeric_bins(column, values, n_bins)
-            if binned is None:
-                continue
-            bins, bin_names = binned
-            local = [(np.flatnonzero(bins == b), name) for b, name in enumerate(bin_names)]
-        else:
-            tokens = _tokens(column, values)
-            by_value: dict[str, list[int]] = {}
-            for r, toks in enumerate(tokens):
-                for t in toks:
-                    by_value.setdefault(t, []).append(r)
-            local = [
-                (np.asarray(by_value[v], dtype=np.int64), f"{column}={v}") for v in sorted(by_value)
-            ]
-        kept = [(r, name) for r, name in local if min_support <= len(r) < n]
-        if not kept:
-            continue
-        sources.append(column)
-        for r, name in kept:
-            rows.append(r)
-            cols.append(np.full(len(r), len(names), dtype=np.int64))
-            names.append(name)
-    if names:
-        r_all, c_all = np.concatenate(rows), np.concatenate(cols)
-    else:
-        r_all = c_all = np.empty(0, dtype=np.int64)
-    m = sp.csr_matrix(
-        (np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(n, len(names))
+    encoder = fit_encoder(aligned, entity, usable, n_bins=n_bins, min_support=min_support)
+    return EntityFeatures(
+        encoder.encode(aligned),
+        encoder.names,
+        as_of,
+        with_interactions,
+        encoder.column_names,
+        unknown,
+        encoder,
     )
-    sums = np.asarray(m.sum(axis=1)).ravel()
-    sums[sums == 0] = 1.0
-    m = sp.csr_matrix(sp.diags((1.0 / sums).astype(np.float32)) @ m, dtype=np.float32)
-    return EntityFeatures(m, tuple(names), as_of, with_interactions, tuple(sources), unknown)
 
 
 def feature_side(

@@ -3,7 +3,10 @@
 Hybrid mode builds LightFM feature matrices as [identity | row-normalized side features], so every
 user and item keeps its own embedding and shares the embeddings of its features. After fitting,
 the learned representations (features @ embeddings, summed biases) are materialized per user and
-item; scoring is then a plain dot product, and only those arrays are saved (no pickle).
+item; scoring is then a plain dot product, and only those arrays are saved (no pickle). With user
+side features the embeddings and biases of those features are kept too, so a user the model never
+saw is scored from their feature row alone (``score_user_features``: LightFM's cold start, a
+user-feature row whose identity part is empty).
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ class LightFMRecommender(Recommender):
         self.user_bias_ = np.empty(0, dtype=np.float32)
         self.item_repr_ = np.empty((0, 0), dtype=np.float32)
         self.item_bias_ = np.empty(0, dtype=np.float32)
+        # embeddings / biases of the user side features (rows n_users: of LightFM's user arrays)
+        self.user_feature_repr_ = np.empty((0, 0), dtype=np.float32)
+        self.user_feature_bias_ = np.empty(0, dtype=np.float32)
 
     def _features(
         self, train: InteractionMatrix, side: SideInfo | None
@@ -142,6 +148,9 @@ class LightFMRecommender(Recommender):
         self.item_bias_, self.item_repr_ = (
             a.astype(np.float32) for a in model.get_item_representations(item_f)
         )
+        n = train.n_users
+        self.user_feature_repr_ = model.user_embeddings[n:].astype(np.float32)
+        self.user_feature_bias_ = model.user_biases[n:].astype(np.float32)
         for what, arr in (("user embeddings", self.user_repr_), ("item biases", self.item_bias_)):
             check_finite(self.name, what, arr)
         self._fitted = True
@@ -153,6 +162,40 @@ class LightFMRecommender(Recommender):
         cols = slice(None) if items is None else self._check_items(items)
         s = self.user_repr_[users] @ self.item_repr_[cols].T
         return s + self.item_bias_[cols][None, :] + self.user_bias_[users][:, None]
+
+    @property
+    def n_user_features(self) -> int:
+        """Number of user side features the model learned embeddings for (0: none)."""
+        return int(self.user_feature_bias_.shape[0])
+
+    def score_user_features(
+        self, user_features: sp.csr_matrix, items: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores of users the model never saw, from their side-feature rows alone.
+
+        ``user_features``: (n, n_user_features), encoded like the training users' side features
+        (``FeatureEncoder``); each row is L1-normalized as in training (``identity_plus``). This is
+        LightFM's ``predict`` for a user-feature row [0 | row]: representation
+        ``row @ feature embeddings``, bias ``row @ feature biases``. Returns (n, len(items) or
+        n_items).
+        """
+        self._check_fitted()
+        if self.n_user_features == 0:
+            raise RecommenderError(f"{self.name}: the model has no user side features")
+        if user_features.shape[1] != self.n_user_features:
+            raise RecommenderError(
+                f"{self.name}: user feature rows have {user_features.shape[1]} columns, "
+                f"the model learned {self.n_user_features}"
+            )
+        cols = slice(None) if items is None else self._check_items(items)
+        rows = sp.csr_matrix(user_features, dtype=np.float32)
+        sums = np.asarray(abs(rows).sum(axis=1)).ravel()
+        sums[sums == 0] = 1.0
+        rows = sp.csr_matrix(sp.diags((1.0 / sums).astype(np.float32)) @ rows)
+        repr_ = np.asarray(rows @ self.user_feature_repr_)
+        bias = np.asarray(rows @ self.user_feature_bias_).ravel()
+        s = repr_ @ self.item_repr_[cols].T
+        return s + self.item_bias_[cols][None, :] + bias[:, None]
 
     def item_vectors(self) -> np.ndarray:
         self._check_fitted()
@@ -179,6 +222,8 @@ class LightFMRecommender(Recommender):
             "user_bias": self.user_bias_,
             "item_repr": self.item_repr_,
             "item_bias": self.item_bias_,
+            "user_feature_repr": self.user_feature_repr_,
+            "user_feature_bias": self.user_feature_bias_,
         }
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -186,6 +231,10 @@ class LightFMRecommender(Recommender):
         self.user_bias_ = state["user_bias"]
         self.item_repr_ = state["item_repr"]
         self.item_bias_ = state["item_bias"]
+        # absent from models saved before user feature embeddings were kept
+        d = self.user_repr_.shape[1] if self.user_repr_.ndim == 2 else 0
+        self.user_feature_repr_ = state.get("user_feature_repr", np.empty((0, d), dtype=np.float32))
+        self.user_feature_bias_ = state.get("user_feature_bias", np.empty(0, dtype=np.float32))
 
 
 def lightfm_bpr(**params: Any) -> LightFMRecommender:

@@ -22,6 +22,7 @@ from recs_assets.evaluation.runner import (
     with_lift,
 )
 from recs_assets.models.base import InteractionMatrix, Recommender, SideInfo
+from recs_assets.models.feature_encoder import FeatureEncoder
 from recs_assets.models.popularity import PopularityRecommender
 from recs_assets.models.registry import model_factory
 
@@ -39,6 +40,8 @@ class TrainedModel:
         mlflow_run_id: the MLflow run of this training ("" when not tracked).
         model_version: the MLflow registered model version ("" when not registered).
         registered_name: the MLflow registered model name.
+        user_encoder: how the user side features were encoded (feature-store models), so
+            serving can encode a new user's online features the same way; None otherwise.
     """
 
     family: str
@@ -49,6 +52,7 @@ class TrainedModel:
     mlflow_run_id: str = ""
     model_version: str = ""
     registered_name: str = ""
+    user_encoder: FeatureEncoder | None = None
 
     @property
     def passed_gates(self) -> bool:

@@ -33,6 +33,7 @@ from recs_assets.serving.cache import Cache
 from recs_assets.serving.engine import InputError, RecommendationEngine
 from recs_assets.serving.exposure import FEEDBACK_KINDS, ExposureLog
 from recs_assets.serving.metrics import ServingMetrics
+from recs_assets.serving.online_features import OnlineFeatures
 from recs_assets.serving.schemas import (
     BatchRecommendations,
     FeedbackAck,
@@ -184,11 +185,17 @@ class ExperimentRouter:
         settings: ServingSettings,
         metrics: ServingMetrics,
         exposure: ExposureLog | None,
+        features: OnlineFeatures | None = None,
     ) -> ExperimentRouter:
-        """Engines over one shared cache (keys differ by model tag), each reporting its variant."""
+        """Engines over one shared cache (keys differ by model tag), each reporting its variant;
+        ``features``: online user features for feature-based models (shared by the engines)."""
         engines = {
             v.name: RecommendationEngine(
-                models[v.name], cache, dataclasses.replace(settings, variant=v.name), metrics
+                models[v.name],
+                cache,
+                dataclasses.replace(settings, variant=v.name),
+                metrics,
+                features,
             )
             for v in experiment.variants
         }
@@ -206,7 +213,7 @@ class ExperimentRouter:
         old version's ``recs_model_info`` series drops to 0. Returns the new engine.
         """
         old = self.engines[name]
-        new = RecommendationEngine(model, old.cache, old.settings, old.metrics)
+        new = RecommendationEngine(model, old.cache, old.settings, old.metrics, old.features)
         self.engines[name] = new
         before = old.model
         if (before.version, before.model_name) != (model.version, model.model_name):

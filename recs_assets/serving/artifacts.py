@@ -8,6 +8,8 @@ A serving folder (the BentoML model's directory) holds::
     popularity.npy                       fallback score per item (cold start, broken model)
     items.json                           title and categories per item, aligned with item ids
     serving.json                         format version and model family name
+    user_features.json                   (feature-based models only) the user-feature encoder
+                                         (``FeatureEncoder``): bins and vocabularies of training
 
 No pickle anywhere. The model class is chosen from ``params.json``'s ``name`` through
 ``MODEL_CLASSES``; add a family there (or in ``recs_assets.models.registry``) to serve it.
@@ -27,11 +29,13 @@ import pandas as pd
 from recs_assets.models._common import csr_from_state, csr_state
 from recs_assets.models.base import InteractionMatrix, Recommender, RecommenderError
 from recs_assets.models.ease import EASERecommender
+from recs_assets.models.feature_encoder import FeatureEncoder
 from recs_assets.models.popularity import PopularityRecommender
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+USER_FEATURES_FILE = "user_features.json"
 
 MODEL_CLASSES: dict[str, type[Recommender]] = {
     PopularityRecommender.name: PopularityRecommender,
@@ -72,12 +76,15 @@ def write_artifacts(
     train: InteractionMatrix,
     item_meta: pd.DataFrame,
     popularity: np.ndarray,
+    user_encoder: FeatureEncoder | None = None,
 ) -> dict[str, Any]:
     """Write everything ``ServingModel.load`` needs into ``folder``; returns summary metadata.
 
     ``item_meta`` needs ``item_id`` and ``title`` columns (``categories`` optional, ``|``-joined);
     items of ``train`` missing from it get their id as title. ``popularity`` is one finite score per
-    item of ``train`` (higher is more popular).
+    item of ``train`` (higher is more popular). ``user_encoder``: how the model's user side
+    features were encoded (feature-based models), so the service can encode a new user's online
+    features; written as ``user_features.json``.
     """
     popularity = np.asarray(popularity, dtype=np.float64)
     if popularity.shape != (train.n_items,):
@@ -117,7 +124,7 @@ def write_artifacts(
         "categories": [str(c) if isinstance(c, str) else "" for c in cats.astype(object)],
     }
     (folder / "items.json").write_text(json.dumps(items))
-    info = {
+    info: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "model_name": model.name,
         "n_users": train.n_users,
@@ -125,6 +132,12 @@ def write_artifacts(
         "n_interactions": train.nnz,
         "items_without_metadata": int(meta["title"].isna().sum()),
     }
+    if user_encoder is not None:
+        (folder / USER_FEATURES_FILE).write_text(json.dumps(user_encoder.to_json()))
+        info["user_features"] = {
+            "n_features": user_encoder.n_features,
+            "columns": list(user_encoder.column_names),
+        }
     (folder / "serving.json").write_text(json.dumps(info, indent=2))
     return info
 
@@ -144,6 +157,8 @@ class ServingModel:
         load_error: why the model failed to load (None when it loaded).
         labels: labels of the BentoML model (model version, run id, data version).
         version: the model version reported in answers.
+        user_encoder: the user-feature encoder of a feature-based model (None: the model scores
+            known users only; unknown users get popularity).
     """
 
     train: InteractionMatrix
@@ -156,6 +171,7 @@ class ServingModel:
     load_error: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     version: str = "unknown"
+    user_encoder: FeatureEncoder | None = None
 
     @classmethod
     def load(
@@ -195,6 +211,19 @@ class ServingModel:
             labels=labels,
             version=version or labels.get("model_version") or "unknown",
         )
+        encoder_file = folder / USER_FEATURES_FILE
+        if encoder_file.exists():
+            try:
+                serving.user_encoder = FeatureEncoder.from_json(
+                    json.loads(encoder_file.read_text())
+                )
+            except LOAD_ERRORS as exc:  # new users then get popularity; known users are served
+                logger.error(
+                    "user-feature encoder in %s failed to load, new users get popularity: %s: %s",
+                    folder,
+                    type(exc).__name__,
+                    exc,
+                )
         try:
             serving.recommender = load_recommender(folder / "model")
             if (serving.recommender.n_users_, serving.recommender.n_items_) != matrix.shape:

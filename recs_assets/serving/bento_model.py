@@ -33,7 +33,13 @@ def bento_model(
         "model_family": champion_model.model.name,
     }
     tag = export_model(
-        champion_model.model, train, raw_items, popularity, labels, name=config.model_name
+        champion_model.model,
+        train,
+        raw_items,
+        popularity,
+        labels,
+        name=config.model_name,
+        user_encoder=champion_model.user_encoder,
     )
     top = popularity.argsort(kind="stable")[::-1][:10]
     titles = raw_items.assign(item_id=raw_items["item_id"].astype(str)).set_index("item_id")[

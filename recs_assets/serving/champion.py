@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recs_assets.models.base import InteractionMatrix, Recommender
+from recs_assets.models.feature_encoder import FeatureEncoder
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,14 @@ class ChampionModel:
         version: model version reported by the service (e.g. the MLflow model version).
         gates: the quality-gate results the model was promoted on, as (gate, passed, value,
             threshold) rows; empty when it was not gated.
+        user_encoder: the user-feature encoder of a feature-based model (exported with it).
     """
 
     model: Recommender
     train: InteractionMatrix
     version: str
     gates: tuple[tuple[str, bool, float, float], ...] = ()
+    user_encoder: FeatureEncoder | None = None
 
     @property
     def passed_gates(self) -> bool:

@@ -1,7 +1,10 @@
 """The recommendation logic behind ``bento/service.py``: cache, model, fallbacks, metrics.
 
 Usable without BentoML running: build a ``RecommendationEngine`` from a ``ServingModel`` and a
-cache and call its methods. Bad input raises ``InputError`` (HTTP 400) or ``UnknownItemError``
+cache and call its methods. A user the model never saw gets popularity (source ``fallback``),
+unless the model is feature-based (LightFM with user side features, exported with its encoder)
+and ``OnlineFeatures`` finds the user's features: then the model scores them (source
+``features``). Bad input raises ``InputError`` (HTTP 400) or ``UnknownItemError``
 (HTTP 404), both ``ValueError``s that BentoML maps to those status codes.
 """
 
@@ -18,11 +21,13 @@ import numpy as np
 import scipy.sparse as sp
 from bentoml.exceptions import InvalidArgument, NotFound
 
-from recs_assets.models.base import RecommenderError
+from recs_assets.models.base import RecommenderError, top_k
+from recs_assets.models.lightfm_model import LightFMRecommender
 from recs_assets.serving.artifacts import ServingModel
 from recs_assets.serving.batch import batch_top_k
 from recs_assets.serving.cache import Cache, cache_key
 from recs_assets.serving.metrics import ServingMetrics
+from recs_assets.serving.online_features import OnlineFeatures
 from recs_assets.serving.schemas import (
     BatchRecommendations,
     ModelInfo,
@@ -63,6 +68,8 @@ class RecommendationEngine:
         cache: response cache (Redis or in-process LRU).
         settings: serving limits and variant.
         metrics: Prometheus metrics to update.
+        features: online user features for users the model never saw (None: popularity for
+            them); used only when the model can score feature rows.
     """
 
     def __init__(
@@ -71,11 +78,13 @@ class RecommendationEngine:
         cache: Cache,
         settings: ServingSettings,
         metrics: ServingMetrics,
+        features: OnlineFeatures | None = None,
     ) -> None:
         self.model = model
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
+        self.features = features
         self.namespace = model.labels.get("bento_tag", model.version).replace(":", "-")
         binary = sp.csc_matrix(model.train.matrix, dtype=np.float32, copy=True)
         binary.data[:] = 1.0
@@ -95,6 +104,26 @@ class RecommendationEngine:
                 model.version,
                 model.load_error,
             )
+        self._feature_model = self._feature_scorer()
+
+    def _feature_scorer(self) -> LightFMRecommender | None:
+        """The model when it can score new users from online features, else None."""
+        rec, encoder = self.model.recommender, self.model.user_encoder
+        if self.features is None or encoder is None or not isinstance(rec, LightFMRecommender):
+            return None
+        if encoder.n_features == 0:
+            return None
+        if rec.n_user_features != encoder.n_features:
+            logger.error(
+                "model %s version %s: user-feature encoder has %d features, the model %d; "
+                "unknown users get popularity",
+                self.model.model_name,
+                self.model.version,
+                encoder.n_features,
+                rec.n_user_features,
+            )
+            return None
+        return rec
 
     # ---- helpers ------------------------------------------------------------------------------
     @contextmanager
@@ -182,6 +211,27 @@ class RecommendationEngine:
             self.metrics.errors.labels(endpoint="model", kind="model_error").inc()
             return None
 
+    def _new_user_scores(self, user_id: str, items: np.ndarray | None = None) -> np.ndarray | None:
+        """Model scores (of ``items``, or all) for a user the model never saw, from the user's
+        online features; None when the model cannot, or no usable features were found."""
+        rec, encoder = self._feature_model, self.model.user_encoder
+        if rec is None or self.features is None or encoder is None:
+            return None
+        row = self.features.vector(user_id, encoder, self.namespace)
+        if row is None:
+            return None
+        try:
+            scores = np.asarray(rec.score_user_features(row, items), dtype=np.float64)[0]
+            if not np.all(np.isfinite(scores)):
+                raise RecommenderError(f"{rec.name} produced non-finite scores")
+        except SCORE_ERRORS as exc:
+            logger.error(
+                "model %s failed to score user features: %s: %s", rec.name, type(exc).__name__, exc
+            )
+            self.metrics.errors.labels(endpoint="model", kind="model_error").inc()
+            return None
+        return scores
+
     def _answer(self, user_id: str, items: list[RecommendedItem], source: str) -> Recommendations:
         return Recommendations(
             user_id=user_id,
@@ -235,6 +285,11 @@ class RecommendationEngine:
         todo: list[tuple[int, int, str]] = []  # (position, user row, cache key)
         for pos, uid in enumerate(user_ids):
             if not train.has_user(uid):
+                scores = self._new_user_scores(uid)
+                if scores is not None:  # nothing seen in training: nothing to exclude
+                    idx, sc = top_k(scores[None, :], k)
+                    out[pos] = self._answer(uid, self._items(idx[0], sc[0]), "features")
+                    continue
                 idx, sc = self.popular_top_k(None, k, exclude_seen)
                 self._fallback("unknown_user")
                 out[pos] = self._answer(uid, self._items(idx, sc), "fallback")
@@ -358,7 +413,11 @@ class RecommendationEngine:
                     self._fallback("model_error")
                     values = None
             elif not train.has_user(user_id):
-                self._fallback("unknown_user")
+                values = self._new_user_scores(user_id, cols)
+                if values is not None:
+                    source = "features"
+                else:
+                    self._fallback("unknown_user")
             else:
                 self._fallback("model_unavailable")
             if values is None:

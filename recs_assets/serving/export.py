@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recs_assets.models.base import InteractionMatrix, Recommender, RecommenderError
+from recs_assets.models.feature_encoder import FeatureEncoder
 from recs_assets.serving.artifacts import ServingModel, write_artifacts
 
 DEFAULT_MODEL_NAME = "recs_recommender"
@@ -28,6 +29,7 @@ def export_model(
     labels: dict[str, str],
     name: str = DEFAULT_MODEL_NAME,
     metadata: dict[str, Any] | None = None,
+    user_encoder: FeatureEncoder | None = None,
 ) -> bentoml.Tag:
     """Save ``model`` with its id maps, training matrix, popularity and item metadata.
 
@@ -39,6 +41,7 @@ def export_model(
         labels: must contain ``model_version``, ``dagster_run_id`` and ``data_version``.
         name: BentoML model name.
         metadata: extra JSON-serializable metadata (e.g. evaluation metrics).
+        user_encoder: the user-feature encoder of a feature-based model (``user_features.json``).
 
     Returns:
         The tag (``name:version``) of the new BentoML model.
@@ -48,7 +51,9 @@ def export_model(
         raise RecommenderError(f"export labels lack {missing}; got {sorted(labels)}")
     labels = {str(k): str(v) for k, v in labels.items()}
     with bentoml.models.create(name, labels=labels, metadata=dict(metadata or {})) as bento_model:
-        info = write_artifacts(Path(bento_model.path), model, train, item_meta, popularity)
+        info = write_artifacts(
+            Path(bento_model.path), model, train, item_meta, popularity, user_encoder
+        )
         bento_model.info.metadata.update(info)
     return bento_model.tag
 

@@ -25,6 +25,8 @@ class ServingMetrics:
         model_info: 1 for the model version this worker serves (labels say which), 0 for the
             versions it served before a hot reload.
         reloads: polls of the champion alias by outcome (``recs_assets.serving.reload.OUTCOMES``).
+        online_features: online-feature lookups of unknown users by result
+            (``recs_assets.serving.online_features.RESULTS``).
         registry: where they are registered (None: not registered, multiprocess files only).
     """
 
@@ -35,6 +37,7 @@ class ServingMetrics:
     latency: Histogram
     model_info: Gauge
     reloads: Counter
+    online_features: Counter
     registry: CollectorRegistry | None = None
 
     @classmethod
@@ -64,6 +67,12 @@ class ServingMetrics:
             ),
             reloads=Counter(
                 "recs_model_reloads", "Polls of the champion alias by outcome", ["result"], **kw
+            ),
+            online_features=Counter(
+                "recs_online_features",
+                "Online-feature lookups of unknown users by result",
+                ["result"],
+                **kw,
             ),
             registry=registry,
         )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Source = Literal["model", "cache", "fallback"]
+Source = Literal["model", "cache", "fallback", "features"]
 
 
 class RequestContext(BaseModel):
@@ -35,8 +35,9 @@ class Recommendations(BaseModel):
     model_version: str = Field(description="Version of the model that produced the list.")
     variant: str = Field(description="Experiment variant of this deployment.")
     source: Source = Field(
-        description="'model': computed now; 'cache': served from the cache; 'fallback': "
-        "popularity (unknown user, or the model failed)."
+        description="'model': computed now; 'cache': served from the cache; 'features': a user "
+        "the model never saw, scored by a feature-based model from the user's online features; "
+        "'fallback': popularity (unknown user without features, or the model failed)."
     )
 
 
@@ -61,7 +62,10 @@ class Scores(BaseModel):
     scores: list[ScoredItem] = Field(description="One score per requested item id.")
     model_version: str = Field(description="Version of the model that produced the scores.")
     variant: str = Field(description="Experiment variant of this deployment.")
-    source: Source = Field(description="'model', or 'fallback' (popularity) for unknown users.")
+    source: Source = Field(
+        description="'model'; 'features' for a user the model never saw, scored from the user's "
+        "online features (feature-based models); 'fallback' (popularity) for other unknown users."
+    )
 
 
 class SimilarItems(BaseModel):

@@ -18,6 +18,11 @@ Environment variables (all optional):
 - ``RECS_MODEL_NAME``: registered MLflow model whose alias is followed (``recs-champion``).
 - ``RECS_MODEL_ALIAS``: the alias followed (``champion``).
 - ``MLFLOW_TRACKING_URI``: where that registry is (default: the repository's ``.mlflow/`` store).
+- ``RECS_FEAST_REPO``: folder of the Feast repo (``feature_store.yaml``, written by the
+  ``FeastResource``: ``<data dir>/feast_repo``); a feature-based model then answers users it never
+  saw from their online features (``recs_assets.serving.online_features``). Unset: off.
+- ``RECS_FEAST_TIMEOUT_S``: longest wait for one online-feature read, seconds (0.05).
+- ``RECS_FEAST_BACKOFF_S``: after a failed or slow read, skip the online store this long (5.0).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class ServingSettings:
         model_poll_s: seconds between reads of the champion alias (0: no hot reload).
         registered_model: MLflow registered model whose alias is followed.
         model_alias: the alias followed.
+        feast_repo: Feast repo folder for online user features (None: not used).
+        feast_timeout_s: longest wait for one online-feature read, seconds.
+        feast_backoff_s: pause before reading the online store again after a failure, seconds.
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -65,12 +73,15 @@ class ServingSettings:
     model_poll_s: float = 5.0
     registered_model: str = DEFAULT_REGISTERED_MODEL
     model_alias: str = DEFAULT_ALIAS
+    feast_repo: str | None = None
+    feast_timeout_s: float = 0.05
+    feast_backoff_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("cache_ttl_s", "cache_size", "max_batch_users", "max_score_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"serving setting {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("redis_timeout_s", "redis_backoff_s"):
+        for name in ("redis_timeout_s", "redis_backoff_s", "feast_timeout_s", "feast_backoff_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"serving setting {name} must be > 0, got {getattr(self, name)}")
         if self.model_poll_s < 0:
@@ -105,4 +116,7 @@ class ServingSettings:
             model_poll_s=float(get("RECS_MODEL_POLL_S", float, d.model_poll_s)),  # type: ignore[arg-type]
             registered_model=str(get("RECS_MODEL_NAME", str, d.registered_model)),
             model_alias=str(get("RECS_MODEL_ALIAS", str, d.model_alias)),
+            feast_repo=env.get("RECS_FEAST_REPO", "").strip() or None,
+            feast_timeout_s=float(get("RECS_FEAST_TIMEOUT_S", float, d.feast_timeout_s)),  # type: ignore[arg-type]
+            feast_backoff_s=float(get("RECS_FEAST_BACKOFF_S", float, d.feast_backoff_s)),  # type: ignore[arg-type]
         )
