@@ -4,6 +4,10 @@
 set -euo pipefail
 BIN=.venv/bin
 mkdir -p .data
+# New users of a feature-based model are answered from the Feast online store materialized here.
+if [ -z "${RECS_FEAST_REPO:-}" ] && [ -d .data/feast_repo ]; then
+  export RECS_FEAST_REPO="$PWD/.data/feast_repo"
+fi
 api_pid=""
 if $BIN/bentoml models get "${RECS_BENTO_MODEL:-recs_recommender:latest}" >/dev/null 2>&1; then
   $BIN/bentoml serve bento.service:RecsService --host 127.0.0.1 --port "${RECS_API_PORT:-3001}" \
