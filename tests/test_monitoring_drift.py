@@ -98,14 +98,17 @@ def test_ks_matches_reference_loop_and_scipy(seed: int) -> None:
     assert ks_statistic(e, a) == pytest.approx(ks_2samp(e, a).statistic)
 
 
-def test_nulls_ignored_and_empty_is_an_error() -> None:
+def test_nulls_ignored_and_empty_windows_are_too_few() -> None:
     assert psi([1, 2, np.nan, 3, 4], [1, 1, 1, 4, np.nan], bins=[2.5]) == pytest.approx(
         0.25 * math.log(3)
     )
     with pytest.raises(ValueError, match="actual: no non-null values"):
         psi([1.0, 2.0], [np.nan])
-    with pytest.raises(ValueError, match="feature 'x': the current window has no values"):
-        drift_table({"x": np.array([1.0])}, {"x": np.array([np.nan])})
+    # a window without values cannot be compared: NaN statistics, classified too_few (not drift)
+    table = drift_table({"x": np.array([1.0]), "y": np.array([])}, {"x": [np.nan], "y": [2.0]})
+    assert table[["n_reference", "n_current"]].to_numpy().tolist() == [[1, 0], [0, 1]]
+    assert table[["psi", "ks"]].isna().all().all()
+    assert classify(table, DriftThresholds())["status"].tolist() == ["too_few", "too_few"]
 
 
 def test_classify_thresholds_and_too_few() -> None:

@@ -111,7 +111,8 @@ def drift_table(
     """PSI and KS per feature with the sample sizes (columns feature, psi, ks, n_reference, n_current).
 
     ``reference`` and ``current`` map feature name -> values (nulls ignored); features must match.
-    A feature with no values in either sample is an error that names it.
+    A feature with no values in either sample cannot be compared: its PSI and KS are NaN and its
+    count 0, so ``classify`` reports it ``too_few`` (a window without events is not drift).
     """
     if set(reference) != set(current):
         raise ValueError(
@@ -119,8 +120,18 @@ def drift_table(
         )
     rows = []
     for name in reference:
-        ref = _named(reference[name], name, "reference")
-        cur = _named(current[name], name, "current")
+        ref, cur = _values(reference[name]), _values(current[name])
+        if np.isnan(ref).all() or np.isnan(cur).all():
+            rows.append(
+                {
+                    "feature": name,
+                    "psi": float("nan"),
+                    "ks": float("nan"),
+                    "n_reference": int((~np.isnan(ref)).sum()),
+                    "n_current": int((~np.isnan(cur)).sum()),
+                }
+            )
+            continue
         rows.append(
             {
                 "feature": name,
@@ -148,11 +159,8 @@ def classify(table: pd.DataFrame, thresholds: DriftThresholds) -> pd.DataFrame:
     return table.assign(status=status)
 
 
-def _named(values: np.ndarray | pd.Series, feature: str, side: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    if arr.size == 0 or np.isnan(arr).all():
-        raise ValueError(f"feature {feature!r}: the {side} window has no values")
-    return arr
+def _values(values: np.ndarray | pd.Series) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).ravel()
 
 
 def overall_status(table: pd.DataFrame) -> str:

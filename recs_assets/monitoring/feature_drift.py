@@ -83,11 +83,13 @@ def drift_check_result(table: pd.DataFrame, thresholds: DriftThresholds) -> Asse
     classified = classify(table, thresholds)
     status = overall_status(classified)
     flagged = classified[classified["status"].isin(["warn", "fail"])]
+    too_few = classified.loc[classified["status"] == "too_few", "feature"].tolist()
+    unjudged = f"; too few samples to judge {', '.join(too_few)}" if too_few else ""
     return AssetCheckResult(
         passed=status == "ok",
         severity=AssetCheckSeverity.ERROR if status == "fail" else AssetCheckSeverity.WARN,
         description=(
-            "no feature drifted"
+            "no feature drifted" + unjudged
             if status == "ok"
             else f"{status}: "
             + ", ".join(
