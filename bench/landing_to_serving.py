@@ -33,8 +33,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,16 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recs_assets.serving.launch import start_service
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FAMILIES = "popularity,ease"
 TUNED = ("ease", "rp3beta", "lightfm", "ncf")  # families with a {family}_tuning asset
 CURSOR_FILE = "landing_cursor.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def workspace_env(
@@ -202,61 +196,6 @@ def run_step(step: str, workdir: Path, env: dict[str, str], n_trials: int = 0) -
     if proc.returncode != 0:
         raise RuntimeError(f"dagster step {step} failed:\n{log.read_text()[-4000:]}")
     return json.loads(out.read_text())
-
-
-@dataclass
-class Service:
-    """A ``bentoml serve`` process and its URL."""
-
-    proc: subprocess.Popen
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-def start_service(env: dict[str, str], log: Path, timeout_s: float = 180) -> Service:
-    """``bentoml serve bento.service:RecsService`` on a free port, once ``/readyz`` answers."""
-    import httpx
-
-    port = free_port()
-    fh = open(log, "w")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "bento.service:RecsService",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    service = Service(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{service.url}/readyz", timeout=1).status_code == 200:
-                return service
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    service.stop()
-    raise RuntimeError(f"bentoml serve not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
 def served_version(url: str) -> str:

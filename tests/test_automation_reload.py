@@ -24,7 +24,6 @@ import redis
 from prometheus_client import CollectorRegistry
 from serving_helpers import LABELS, model_store, tiny_items, write_serving_folder
 
-from bench.landing_to_serving import start_service
 from recs_assets.automation.rollback import rollback
 from recs_assets.models.base import Recommender
 from recs_assets.models.ease import EASERecommender
@@ -32,6 +31,7 @@ from recs_assets.models.tracking import CHAMPION, CHAMPION_MODEL, MlflowTracker
 from recs_assets.serving.abtest import Experiment, ExperimentRouter, Variant, no_experiment
 from recs_assets.serving.cache import make_cache
 from recs_assets.serving.export import export_model, load_serving_model
+from recs_assets.serving.launch import start_service
 from recs_assets.serving.metrics import ServingMetrics
 from recs_assets.serving.reload import (
     ModelWatcher,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,15 +16,10 @@ import redis
 from serving_helpers import LABELS, model_store, service_asgi, tiny_items, write_serving_folder
 
 from recs_assets.serving.export import export_model
+from recs_assets.serving.launch import Service, free_port, start_service
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINTS = ["/recommend", "/recommend_batch", "/similar_items", "/score", "/model_info"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def export_tiny(home: Path) -> str:
@@ -69,51 +61,22 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator:
     """Start ``bentoml serve`` with extra env; yields a function env -> base URL. Stops it after."""
-    procs: list[subprocess.Popen] = []
+    services: list[Service] = []
 
     def start(env: dict[str, str]) -> str:
-        port = free_port()
-        home = tmp_path / "bentoml"
-        log = open(tmp_path / f"serve-{port}.log", "w")  # noqa: SIM115 - closed with the process
-        full_env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **env}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "bento.service:RecsService",
-                "--port",
-                str(port),
-            ],
-            cwd=REPO,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / f"serve-{port}.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"bentoml serve not ready after 180 s on {url}")
+        full_env = {
+            **os.environ,
+            "BENTOML_HOME": str(tmp_path / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "True",
+            **env,
+        }
+        service = start_service(full_env, tmp_path / f"serve-{len(services)}.log")
+        services.append(service)
+        return service.url
 
     yield start
-    for proc in procs:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    for service in services:
+        service.stop()
 
 
 def test_service_through_asgi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
