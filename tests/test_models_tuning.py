@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from dagster import asset, materialize
+from dagster import materialize
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.protocols import Split, stratified_split, validation_split
 from recs_assets.evaluation.runner import SideTables, build_side_info, measure
 from recs_assets.models.base import Recommender
@@ -28,6 +27,7 @@ from recs_assets.models.tuning import (
 )
 from recs_assets.models.tuning_assets import TUNING_ASSETS, build_tuning_asset
 from recs_assets.phase1.synthetic import generate_synthetic
+from tests.pipeline_fixtures import upstream_assets
 
 DATA = generate_synthetic(n_users=200, n_items=100, n_interactions=6000, seed=7)
 P1 = stratified_split(DATA.tables.interactions)
@@ -159,21 +159,6 @@ def test_every_default_space_runs_for_lightfm_and_ncf() -> None:
 
 
 # ---- the assets ------------------------------------------------------------------------------
-@asset
-def raw_users() -> pd.DataFrame:
-    return DATA.tables.users
-
-
-@asset
-def raw_items() -> pd.DataFrame:
-    return DATA.tables.items
-
-
-@asset
-def validation_dataset() -> TrainingDataset:
-    return TrainingDataset("validation_dataset", VAL, len(P1.train_frame), "", "", 0, 0)
-
-
 def test_tuning_assets_log_trials_to_mlflow_and_show_best_params(tmp_path: Path) -> None:
     assert [a.key.path[0] for a in TUNING_ASSETS] == [
         "ease_tuning",
@@ -183,7 +168,7 @@ def test_tuning_assets_log_trials_to_mlflow_and_show_best_params(tmp_path: Path)
     ]
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     result = materialize(
-        [raw_users, raw_items, validation_dataset]
+        upstream_assets(DATA.tables, P1, VAL)
         + [build_tuning_asset(f) for f in ("ease", "rp3beta")],
         resources={"mlflow_tracker": tracker},
         run_config={

@@ -3,11 +3,9 @@ the defaults as trial 0, and the ``ncf_tuning`` -> ``ncf_model`` assets with MLf
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from dagster import asset, materialize
+from dagster import materialize
 
-from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.protocols import stratified_split, validation_split
 from recs_assets.models.assets import build_model_asset
 from recs_assets.models.ncf import NCFRecommender
@@ -24,6 +22,7 @@ from recs_assets.models.tuning import (
 )
 from recs_assets.models.tuning_assets import NCFTuningConfig, TuningConfig, build_tuning_asset
 from recs_assets.phase1.synthetic import generate_synthetic
+from tests.pipeline_fixtures import upstream_assets
 
 DATA = generate_synthetic(n_users=200, n_items=100, n_interactions=6000, seed=7)
 P1 = stratified_split(DATA.tables.interactions)
@@ -88,30 +87,10 @@ def test_the_default_ncf_budget_is_small() -> None:
 
 
 # ---- the assets ------------------------------------------------------------------------------
-@asset
-def raw_users() -> pd.DataFrame:
-    return DATA.tables.users
-
-
-@asset
-def raw_items() -> pd.DataFrame:
-    return DATA.tables.items
-
-
-@asset
-def validation_dataset() -> TrainingDataset:
-    return TrainingDataset("validation_dataset", VAL, len(P1.train_frame), "", "", 0, 0)
-
-
-@asset
-def stratified_dataset() -> TrainingDataset:
-    return TrainingDataset("stratified_dataset", P1, len(P1.train_frame), "", "", 0, 0)
-
-
 def test_ncf_tuning_asset_logs_trials_and_feeds_the_model_asset(tmp_path: Path) -> None:
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     result = materialize(
-        [raw_users, raw_items, validation_dataset, stratified_dataset]
+        upstream_assets(DATA.tables, P1, VAL)
         + [build_tuning_asset("ncf"), build_model_asset("ncf", tuned=True)],
         resources={"mlflow_tracker": tracker},
         run_config={

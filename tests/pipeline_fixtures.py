@@ -1,0 +1,33 @@
+"""Stand-in upstream assets for model tests: the raw tables and the P1 / validation datasets of
+one synthetic data set, so a test materializes tuning and model assets without Spark."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import AssetsDefinition, asset
+
+from recs_assets.datasets.dataset import TrainingDataset
+from recs_assets.evaluation.protocols import Split
+from recs_assets.phase1.schema import Phase1Tables
+
+
+def upstream_assets(tables: Phase1Tables, p1: Split, val: Split) -> list[AssetsDefinition]:
+    """``raw_users``, ``raw_items``, ``stratified_dataset`` (``p1``), ``validation_dataset`` (``val``)."""
+
+    @asset
+    def raw_users() -> pd.DataFrame:
+        return tables.users
+
+    @asset
+    def raw_items() -> pd.DataFrame:
+        return tables.items
+
+    @asset
+    def stratified_dataset() -> TrainingDataset:
+        return TrainingDataset("stratified_dataset", p1, len(p1.train_frame), "", "", 0, 0)
+
+    @asset
+    def validation_dataset() -> TrainingDataset:
+        return TrainingDataset("validation_dataset", val, len(p1.train_frame), "", "", 0, 0)
+
+    return [raw_users, raw_items, stratified_dataset, validation_dataset]
