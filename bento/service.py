@@ -8,7 +8,8 @@ experiments (``RECS_AB_CONFIG``) and the exposure log in ``recs_assets.serving.a
 ``recs_assets.serving.exposure`` (see docs/ab_testing.md). The champion model follows the MLflow
 ``champion`` alias without a restart (``RECS_MODEL_POLL_S``; ``recs_assets.serving.reload``).
 With ``RECS_FEAST_REPO``, a feature-based model answers users it never saw from their Feast online
-features (``recs_assets.serving.online_features``).
+features (``recs_assets.serving.online_features``). Trending items (``RECS_TRENDING_*``) answer the
+other new users and fill trending slots (``recs_assets.serving.trending_reader``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from recs_assets.serving.schemas import (
     SimilarItems,
 )
 from recs_assets.serving.settings import DEFAULT_MODEL_TAG, ServingSettings
+from recs_assets.serving.trending_reader import TrendingReader, trending_reader_from_settings
 
 logger = logging.getLogger("recs.service")
 
@@ -72,6 +74,7 @@ class RecsService:
         self.router: ExperimentRouter | None = None
         self.watcher: ModelWatcher | None = None
         self.features: OnlineFeatures | None = None
+        self.trending: TrendingReader | None = None
         for name, m in self.models.items():
             logger.info("variant %s: %s (%s)", name, m.labels.get("bento_tag"), m.model_name)
 
@@ -85,8 +88,18 @@ class RecsService:
         )
         metrics = default_metrics()
         self.features = online_features_from_settings(s, cache, metrics)
+        self.trending = trending_reader_from_settings(s, metrics)
+        if self.trending is not None:
+            self.trending.start()  # reads now, then every RECS_TRENDING_REFRESH_S on a thread
         self.router = ExperimentRouter.create(
-            self.experiment, self.models, cache, s, metrics, exposure_log_from_env(), self.features
+            self.experiment,
+            self.models,
+            cache,
+            s,
+            metrics,
+            exposure_log_from_env(),
+            self.features,
+            self.trending,
         )
         logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
         # Everything loaded so far lives as long as the worker: move it out of the collector's
@@ -106,6 +119,8 @@ class RecsService:
             self.router.close()
         if self.features is not None:
             self.features.close()
+        if self.trending is not None:
+            self.trending.stop()
 
     def __is_ready__(self) -> bool:
         return self.router is not None
@@ -129,7 +144,7 @@ class RecsService:
             RequestContext | None, Field(description="Optional request context (device, hour).")
         ] = None,
     ) -> Recommendations:
-        """Top-k items for one user; unknown users get the most popular items (source fallback)."""
+        """Top-k items for one user; unknown users get trending, else popular items (fallback)."""
         ctx = context.model_dump(exclude_none=True) if context is not None else None
         return self._router().recommend(user_id, k, exclude_seen, ctx)
 

@@ -41,6 +41,7 @@ from recs_assets.serving.schemas import (
     Scores,
 )
 from recs_assets.serving.settings import ServingSettings
+from recs_assets.serving.trending_reader import TrendingReader
 
 DEFAULT_MODEL = "default"
 SHARE_TOLERANCE = 1e-6
@@ -186,9 +187,11 @@ class ExperimentRouter:
         metrics: ServingMetrics,
         exposure: ExposureLog | None,
         features: OnlineFeatures | None = None,
+        trending: TrendingReader | None = None,
     ) -> ExperimentRouter:
         """Engines over one shared cache (keys differ by model tag), each reporting its variant;
-        ``features``: online user features for feature-based models (shared by the engines)."""
+        ``features``: online user features for feature-based models, ``trending``: the published
+        trending list (both shared by the engines)."""
         engines = {
             v.name: RecommendationEngine(
                 models[v.name],
@@ -196,6 +199,7 @@ class ExperimentRouter:
                 dataclasses.replace(settings, variant=v.name),
                 metrics,
                 features,
+                trending,
             )
             for v in experiment.variants
         }
@@ -213,7 +217,9 @@ class ExperimentRouter:
         old version's ``recs_model_info`` series drops to 0. Returns the new engine.
         """
         old = self.engines[name]
-        new = RecommendationEngine(model, old.cache, old.settings, old.metrics, old.features)
+        new = RecommendationEngine(
+            model, old.cache, old.settings, old.metrics, old.features, old.trending
+        )
         self.engines[name] = new
         before = old.model
         if (before.version, before.model_name) != (model.version, model.model_name):

@@ -1,11 +1,15 @@
 """The recommendation logic behind ``bento/service.py``: cache, model, fallbacks, metrics.
 
 Usable without BentoML running: build a ``RecommendationEngine`` from a ``ServingModel`` and a
-cache and call its methods. A user the model never saw gets popularity (source ``fallback``),
-unless the model is feature-based (LightFM with user side features, exported with its encoder)
-and ``OnlineFeatures`` finds the user's features: then the model scores them (source
-``features``). Bad input raises ``InputError`` (HTTP 400) or ``UnknownItemError``
-(HTTP 404), both ``ValueError``s that BentoML maps to those status codes.
+cache and call its methods. A user the model never saw gets the published trending list
+(``TrendingReader``; padded with popularity) or, when none is published, popularity (source
+``fallback`` either way), unless the model is feature-based (LightFM with user side features,
+exported with its encoder) and ``OnlineFeatures`` finds the user's features: then the model scores
+them (source ``features``). Other lists get their trending and exploration slots
+(``recs_assets.serving.blending``) when the answer is made, so cached lists stay the model's own
+and a new trending list shows at once. Every item says where it came from (``reason``). Bad input
+raises ``InputError`` (HTTP 400) or ``UnknownItemError`` (HTTP 404), both ``ValueError``s that
+BentoML maps to those status codes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +29,7 @@ from recs_assets.models.base import RecommenderError, top_k
 from recs_assets.models.lightfm_model import LightFMRecommender
 from recs_assets.serving.artifacts import ServingModel
 from recs_assets.serving.batch import batch_top_k
+from recs_assets.serving.blending import Blended, Insert, blend, exploration_draw, slot_counts
 from recs_assets.serving.cache import Cache, cache_key
 from recs_assets.serving.metrics import ServingMetrics
 from recs_assets.serving.online_features import OnlineFeatures
@@ -38,10 +43,13 @@ from recs_assets.serving.schemas import (
     SimilarItems,
 )
 from recs_assets.serving.settings import ServingSettings
+from recs_assets.serving.trending_reader import EMPTY as NO_TRENDING
+from recs_assets.serving.trending_reader import TrendingList, TrendingReader
 
 logger = logging.getLogger(__name__)
 
 MAX_K = 100
+NO_ITEMS = np.zeros(0, dtype=np.int64)
 # What a model may raise when it cannot score; the answer falls back to popularity.
 SCORE_ERRORS: tuple[type[BaseException], ...] = (
     RecommenderError,
@@ -70,6 +78,9 @@ class RecommendationEngine:
         metrics: Prometheus metrics to update.
         features: online user features for users the model never saw (None: popularity for
             them); used only when the model can score feature rows.
+        trending: the published trending list (None: cold-start users get popularity and
+            trending slots stay empty).
+        clock: wall-clock seconds; its hour (with the user) fixes the exploration items.
     """
 
     def __init__(
@@ -79,17 +90,35 @@ class RecommendationEngine:
         settings: ServingSettings,
         metrics: ServingMetrics,
         features: OnlineFeatures | None = None,
+        trending: TrendingReader | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.model = model
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
         self.features = features
+        self.trending = trending
+        self._clock = clock
         self.namespace = model.labels.get("bento_tag", model.version).replace(":", "-")
         binary = sp.csc_matrix(model.train.matrix, dtype=np.float32, copy=True)
         binary.data[:] = 1.0
         self._binary_csc = binary
-        self._item_norms = np.sqrt(np.diff(binary.indptr).astype(np.float64))
+        feedback = np.diff(binary.indptr)  # training interactions per item
+        self._item_norms = np.sqrt(feedback.astype(np.float64))
+        # exploration candidates: items with little feedback, fixed for the model's lifetime
+        self._explore = (
+            np.flatnonzero(feedback <= settings.exploration_max_feedback).astype(np.int64)
+            if settings.exploration_slots > 0
+            else NO_ITEMS
+        )
+        # the trending list as item indices of this model, derived once per published list
+        self._trend: tuple[TrendingList, np.ndarray, np.ndarray] = (
+            NO_TRENDING,
+            NO_ITEMS,
+            np.zeros(0),
+        )
         metrics.model_info.labels(
             model_version=model.version,
             model_name=model.model_name,
@@ -144,12 +173,15 @@ class RecommendationEngine:
         if not 1 <= k <= MAX_K:
             raise InputError(f"k must be between 1 and {MAX_K}, got {k}")
 
-    def _items(self, idx: Sequence[int], scores: Sequence[float]) -> list[RecommendedItem]:
+    def _items(
+        self, idx: Sequence[int], scores: Sequence[float], reasons: Sequence[str] | str = "model"
+    ) -> list[RecommendedItem]:
         t = self.model.titles
         ids = self.model.train.item_ids
+        why = [reasons] * len(idx) if isinstance(reasons, str) else reasons
         return [
-            RecommendedItem(item_id=str(ids[i]), score=float(s), title=str(t[i]))
-            for i, s in zip(idx, scores, strict=True)
+            RecommendedItem(item_id=str(ids[i]), score=float(s), title=str(t[i]), reason=r)  # type: ignore[arg-type]
+            for i, s, r in zip(idx, scores, why, strict=True)
         ]
 
     def _rec_key(self, user_id: str, k: int, exclude_seen: bool, context: dict[str, Any]) -> str:
@@ -189,6 +221,77 @@ class RecommendationEngine:
             order = order[~np.isin(order, seen)]
         idx = order[:k]
         return idx, self.model.popularity[idx]
+
+    def trending_top(self) -> tuple[np.ndarray, np.ndarray]:
+        """The published trending items this model knows (indices, trending scores), best first."""
+        if self.trending is None:
+            return NO_ITEMS, np.zeros(0)
+        current = self.trending.current()
+        cached = self._trend
+        if cached[0] is current:
+            return cached[1], cached[2]
+        train = self.model.train
+        known = [j for j, item in enumerate(current.item_ids) if train.has_item(item)]
+        idx = np.array([train.item_index(current.item_ids[j]) for j in known], dtype=np.int64)
+        scores = current.scores[np.asarray(known, dtype=np.int64)]
+        self._trend = (current, idx, scores)  # one reference assignment: safe across threads
+        return idx, scores
+
+    def cold_start_top_k(self, k: int) -> Blended:
+        """A list for a user the model never saw: trending (padded with popularity when fewer
+        than ``k`` trending items are known), or popularity when nothing is published."""
+        t_idx, t_sc = self.trending_top()
+        if len(t_idx) == 0:
+            self.metrics.cold_start.labels(list="popularity").inc()
+            idx, sc = self.popular_top_k(None, k, False)
+            return Blended(idx, sc, ["popularity"] * len(idx))
+        self.metrics.cold_start.labels(list="trending").inc()
+        idx, sc = t_idx[:k], t_sc[:k]
+        pop = self.model.popular_order[: 2 * k]
+        pop = pop[~np.isin(pop, idx)][: k - len(idx)]
+        return Blended(
+            np.concatenate([idx, pop]),
+            np.concatenate([sc, self.model.popularity[pop]]),
+            ["trending"] * len(idx) + ["popularity"] * len(pop),
+        )
+
+    def _blended_items(
+        self,
+        user_id: str,
+        row: int | None,
+        idx: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        exclude_seen: bool,
+        base_reason: str = "model",
+    ) -> list[RecommendedItem]:
+        """``idx`` with its trending and exploration slots (``settings``) filled; ``row``: the
+        user's training row (None: a user the model never saw, nothing seen)."""
+        n_trend, n_explore = slot_counts(
+            k, self.settings.trending_slots, self.settings.exploration_slots
+        )
+        if n_trend == 0 and n_explore == 0:
+            return self._items(idx, scores, base_reason)
+        seen = NO_ITEMS
+        if exclude_seen and row is not None:
+            m = self.model.train.matrix
+            seen = m.indices[m.indptr[row] : m.indptr[row + 1]]
+        inserts: list[Insert] = []
+        if n_trend:
+            t_idx, t_sc = self.trending_top()
+            inserts.append(Insert(t_idx, t_sc, n_trend, "trending"))
+        if n_explore and len(self._explore):
+            # enough draws that n_explore survive every exclusion (list, seen, trending picks)
+            n = n_explore + len(idx) + len(seen) + n_trend
+            hour = int(self._clock() // 3600)
+            draw = exploration_draw(self._explore, n, user_id, hour)
+            inserts.append(Insert(draw, self.model.popularity[draw], n_explore, "exploration"))
+        b = blend(idx, scores, k, inserts, seen, base_reason)
+        for reason in ("trending", "exploration"):
+            count = b.count(reason)
+            if count:
+                self.metrics.blended.labels(reason=reason).inc(count)
+        return self._items(b.idx, b.scores, b.reasons)
 
     def _model_top_k(
         self, users: np.ndarray, k: int, exclude_seen: bool
@@ -288,18 +391,23 @@ class RecommendationEngine:
                 scores = self._new_user_scores(uid)
                 if scores is not None:  # nothing seen in training: nothing to exclude
                     idx, sc = top_k(scores[None, :], k)
-                    out[pos] = self._answer(uid, self._items(idx[0], sc[0]), "features")
+                    items = self._blended_items(uid, None, idx[0], sc[0], k, exclude_seen)
+                    out[pos] = self._answer(uid, items, "features")
                     continue
-                idx, sc = self.popular_top_k(None, k, exclude_seen)
+                cold = self.cold_start_top_k(k)
                 self._fallback("unknown_user")
-                out[pos] = self._answer(uid, self._items(idx, sc), "fallback")
+                out[pos] = self._answer(
+                    uid, self._items(cold.idx, cold.scores, cold.reasons), "fallback"
+                )
                 continue
             key = self._rec_key(uid, k, exclude_seen, context)
             hit = self._cache_get(key)
             if hit is not None:
-                out[pos] = self._answer(
-                    uid, self._items([int(i) for i, _ in hit], [s for _, s in hit]), "cache"
-                )
+                idx = np.array([int(i) for i, _ in hit], dtype=np.int64)
+                sc = np.array([s for _, s in hit], dtype=np.float64)
+                row = train.user_index(uid)
+                items = self._blended_items(uid, row, idx, sc, k, exclude_seen)
+                out[pos] = self._answer(uid, items, "cache")
             else:
                 todo.append((pos, train.user_index(uid), key))
         if todo:
@@ -312,13 +420,17 @@ class RecommendationEngine:
                     )
                     self._fallback(reason)
                     idx, sc = self.popular_top_k(row, k, exclude_seen)
-                    out[pos] = self._answer(user_ids[pos], self._items(idx, sc), "fallback")
+                    items = self._blended_items(
+                        user_ids[pos], row, idx, sc, k, exclude_seen, "popularity"
+                    )
+                    out[pos] = self._answer(user_ids[pos], items, "fallback")
                     continue
                 idx, sc = computed[0][j], computed[1][j]
                 keep = idx >= 0
                 idx, sc = idx[keep], sc[keep]
-                self._cache_set(key, idx, sc)
-                out[pos] = self._answer(user_ids[pos], self._items(idx, sc), "model")
+                self._cache_set(key, idx, sc)  # the model's own list: slots are filled per answer
+                items = self._blended_items(user_ids[pos], row, idx, sc, k, exclude_seen)
+                out[pos] = self._answer(user_ids[pos], items, "model")
         answers = [a for a in out if a is not None]
         for a in answers:
             self.metrics.requests.labels(endpoint=endpoint, source=a.source).inc()

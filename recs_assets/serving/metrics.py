@@ -27,6 +27,11 @@ class ServingMetrics:
         reloads: polls of the champion alias by outcome (``recs_assets.serving.reload.OUTCOMES``).
         online_features: online-feature lookups of unknown users by result
             (``recs_assets.serving.online_features.RESULTS``).
+        trending_reads: reads of the published trending list by result
+            (``recs_assets.serving.trending_reader.RESULTS``).
+        cold_start: lists for users the model never saw and features did not answer, by the
+            list they got (``trending`` or ``popularity``).
+        blended: items placed into lists by their slot (``trending`` / ``exploration``).
         registry: where they are registered (None: not registered, multiprocess files only).
     """
 
@@ -38,6 +43,9 @@ class ServingMetrics:
     model_info: Gauge
     reloads: Counter
     online_features: Counter
+    trending_reads: Counter
+    cold_start: Counter
+    blended: Counter
     registry: CollectorRegistry | None = None
 
     @classmethod
@@ -73,6 +81,15 @@ class ServingMetrics:
                 "Online-feature lookups of unknown users by result",
                 ["result"],
                 **kw,
+            ),
+            trending_reads=Counter(
+                "recs_trending_reads", "Reads of the trending list by result", ["result"], **kw
+            ),
+            cold_start=Counter(
+                "recs_cold_start", "Lists for unknown users by the list served", ["list"], **kw
+            ),
+            blended=Counter(
+                "recs_blended_items", "Items placed in lists by slot kind", ["reason"], **kw
             ),
             registry=registry,
         )

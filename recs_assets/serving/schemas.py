@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Source = Literal["model", "cache", "fallback", "features"]
+Reason = Literal["model", "trending", "exploration", "popularity"]
 
 
 class RequestContext(BaseModel):
@@ -23,8 +24,18 @@ class RecommendedItem(BaseModel):
     """One recommended item."""
 
     item_id: str = Field(description="External item id.")
-    score: float = Field(description="Model score (higher is better; comparable within a list).")
+    score: float = Field(
+        description="Score of the item's origin (higher is better): the model's score, the "
+        "trending score, or the training popularity; comparable between items of the same reason."
+    )
     title: str = Field(description="Item title from the catalog at export time.")
+    reason: Reason = Field(
+        "model",
+        description="Why the item is in the list: 'model' (ranked by the model); 'trending' (a "
+        "trending slot, RECS_TRENDING_SLOTS, or the trending list of a user the model never "
+        "saw); 'exploration' (an exploration slot, RECS_EXPLORATION_SLOTS: an item with little "
+        "feedback yet); 'popularity' (the popularity fallback).",
+    )
 
 
 class Recommendations(BaseModel):
@@ -37,7 +48,8 @@ class Recommendations(BaseModel):
     source: Source = Field(
         description="'model': computed now; 'cache': served from the cache; 'features': a user "
         "the model never saw, scored by a feature-based model from the user's online features; "
-        "'fallback': popularity (unknown user without features, or the model failed)."
+        "'fallback': an unknown user without features (the trending list when one is "
+        "published, else popularity; see each item's reason), or the model failed (popularity)."
     )
 
 

@@ -23,6 +23,16 @@ Environment variables (all optional):
   saw from their online features (``recs_assets.serving.online_features``). Unset: off.
 - ``RECS_FEAST_TIMEOUT_S``: longest wait for one online-feature read, seconds (0.05).
 - ``RECS_FEAST_BACKOFF_S``: after a failed or slow read, skip the online store this long (5.0).
+- ``RECS_TRENDING_REFRESH_S``: seconds between two reads of the published trending list (Redis
+  sorted set with ``RECS_REDIS_URL``, else the Parquet file; ``recs_assets.serving.trending_reader``);
+  users the model never saw get it (60). 0 turns trending off (popularity for them, as before).
+- ``RECS_TRENDING_SLOTS``: the last positions of every model list given to trending items (0).
+- ``RECS_EXPLORATION_SLOTS``: positions given to items with little feedback (active learning; 0: off).
+- ``RECS_EXPLORATION_MAX_FEEDBACK``: items with at most this many training interactions are
+  exploration candidates (5).
+
+Slots are per list: trending and exploration slots together take at most ``k - 1`` positions of a
+list of ``k`` (one model item is always kept); trending slots are filled first.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ DEFAULT_MODEL_TAG = "recs_recommender:latest"
 # recs_assets.models.tracking.CHAMPION_MODEL / CHAMPION (not imported: it pulls in Dagster)
 DEFAULT_REGISTERED_MODEL = "recs-champion"
 DEFAULT_ALIAS = "champion"
+MAX_SLOTS = 100  # the largest k a request may ask for (recs_assets.serving.engine.MAX_K)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,10 @@ class ServingSettings:
         feast_repo: Feast repo folder for online user features (None: not used).
         feast_timeout_s: longest wait for one online-feature read, seconds.
         feast_backoff_s: pause before reading the online store again after a failure, seconds.
+        trending_refresh_s: seconds between reads of the published trending list (0: not read).
+        trending_slots: last positions of a list given to trending items (0: lists unchanged).
+        exploration_slots: positions given to low-feedback items (0: no exploration).
+        exploration_max_feedback: most training interactions of an exploration candidate.
     """
 
     model_tag: str = DEFAULT_MODEL_TAG
@@ -76,6 +91,10 @@ class ServingSettings:
     feast_repo: str | None = None
     feast_timeout_s: float = 0.05
     feast_backoff_s: float = 5.0
+    trending_refresh_s: float = 60.0
+    trending_slots: int = 0
+    exploration_slots: int = 0
+    exploration_max_feedback: int = 5
 
     def __post_init__(self) -> None:
         for name in ("cache_ttl_s", "cache_size", "max_batch_users", "max_score_items"):
@@ -86,6 +105,21 @@ class ServingSettings:
                 raise ValueError(f"serving setting {name} must be > 0, got {getattr(self, name)}")
         if self.model_poll_s < 0:
             raise ValueError(f"serving setting model_poll_s must be >= 0, got {self.model_poll_s}")
+        if self.trending_refresh_s < 0:
+            raise ValueError(
+                f"serving setting trending_refresh_s must be >= 0, got {self.trending_refresh_s}"
+            )
+        for name in ("trending_slots", "exploration_slots"):
+            if not 0 <= getattr(self, name) <= MAX_SLOTS:
+                raise ValueError(
+                    f"serving setting {name} must be between 0 and {MAX_SLOTS}, "
+                    f"got {getattr(self, name)}"
+                )
+        if self.exploration_max_feedback < 0:
+            raise ValueError(
+                "serving setting exploration_max_feedback must be >= 0, "
+                f"got {self.exploration_max_feedback}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -119,4 +153,10 @@ class ServingSettings:
             feast_repo=env.get("RECS_FEAST_REPO", "").strip() or None,
             feast_timeout_s=float(get("RECS_FEAST_TIMEOUT_S", float, d.feast_timeout_s)),  # type: ignore[arg-type]
             feast_backoff_s=float(get("RECS_FEAST_BACKOFF_S", float, d.feast_backoff_s)),  # type: ignore[arg-type]
+            trending_refresh_s=float(get("RECS_TRENDING_REFRESH_S", float, d.trending_refresh_s)),  # type: ignore[arg-type]
+            trending_slots=int(get("RECS_TRENDING_SLOTS", int, d.trending_slots)),  # type: ignore[arg-type]
+            exploration_slots=int(get("RECS_EXPLORATION_SLOTS", int, d.exploration_slots)),  # type: ignore[arg-type]
+            exploration_max_feedback=int(
+                get("RECS_EXPLORATION_MAX_FEEDBACK", int, d.exploration_max_feedback)  # type: ignore[arg-type]
+            ),
         )
