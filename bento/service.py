@@ -106,6 +106,10 @@ class RecsService:
         # reach, so a full collection scans only per-request garbage (pauses of ~100 ms -> ~1 ms).
         gc.collect()
         gc.freeze()
+        # Requests leave ~100,000 short-lived objects alive (timers, traces); at the default
+        # thresholds a full collection over them ran every ~20 s and took 50-90 ms. Rarer young
+        # collections keep full ones out of a 30 s window (measured in bench/serving.py).
+        gc.set_threshold(20_000, 20, 20)
         self.watcher = champion_watcher(self.router, s, metrics)
         if self.watcher is not None:
             self.watcher.start()
