@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import redis
 
 from recs_assets.models.base import InteractionMatrix, Recommender
 from recs_assets.models.popularity import PopularityRecommender
@@ -98,3 +101,21 @@ def service_asgi() -> object:
             REGISTRY.unregister(collector)
     sys.modules.pop("bento.service", None)
     return importlib.import_module("bento.service").RecsService.to_asgi()
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen:
+    """A private ``redis-server`` on ``port`` (nothing persisted; files under ``folder``), up."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"redis-server did not start on port {port}")

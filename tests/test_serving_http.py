@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from serving_helpers import LABELS, model_store, service_asgi, tiny_items, write_serving_folder
+from serving_helpers import (
+    LABELS,
+    model_store,
+    service_asgi,
+    start_redis,
+    tiny_items,
+    write_serving_folder,
+)
 
 from recs_assets.serving.export import export_model
 from recs_assets.serving.launch import Service, free_port, start_service
@@ -30,32 +36,6 @@ def export_tiny(home: Path) -> str:
             serving.recommender, serving.train, tiny_items(), serving.popularity, LABELS
         )
     return str(tag)
-
-
-def start_redis(port: int, folder: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"redis-server did not start on port {port}")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ list is the most popular items they have not seen.
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
-from serving_helpers import write_serving_folder
+from serving_helpers import start_redis, write_serving_folder
 
 from recs_assets.monitoring.trending import TRENDING_KEY as STORE_KEY
 from recs_assets.monitoring.trending import TrendingStore
@@ -31,6 +30,7 @@ from recs_assets.serving.artifacts import ServingModel
 from recs_assets.serving.blending import Insert, blend, exploration_draw, slot_counts
 from recs_assets.serving.cache import LRUCache
 from recs_assets.serving.engine import RecommendationEngine
+from recs_assets.serving.launch import free_port
 from recs_assets.serving.metrics import ServingMetrics
 from recs_assets.serving.settings import ServingSettings
 from recs_assets.serving.trending_reader import (
@@ -214,29 +214,6 @@ def test_reader_reads_the_redis_sorted_set_as_published(redis_key: str) -> None:
     store.publish(top(["i0"], [2.0]))
     assert reader.refresh() == "updated" and reader.current().item_ids == ("i0",)
     assert metric(reader.metrics, "recs_trending_reads_total", result="updated") == 2.0  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(port: int, folder: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"redis-server did not start on port {port}")
 
 
 def test_redis_down_keeps_the_last_list_and_logs_once(
