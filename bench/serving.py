@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,14 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recs_assets.serving.launch import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def zipf_users(user_ids: list[str], n: int, a: float, unknown_share: float, seed: int) -> list[str]:

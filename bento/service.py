@@ -14,7 +14,6 @@ other new users and fill trending slots (``recs_assets.serving.trending_reader``
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from typing import Annotated, Literal
@@ -27,6 +26,7 @@ from recs_assets.serving.cache import make_cache
 from recs_assets.serving.engine import RecommendationEngine
 from recs_assets.serving.export import load_serving_model, serving_model_from_store
 from recs_assets.serving.exposure import exposure_log_from_env
+from recs_assets.serving.heap import freeze_long_lived
 from recs_assets.serving.metrics import default_metrics
 from recs_assets.serving.online_features import OnlineFeatures, online_features_from_settings
 from recs_assets.serving.reload import ModelWatcher, champion_watcher
@@ -102,14 +102,7 @@ class RecsService:
             self.trending,
         )
         logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
-        # Everything loaded so far lives as long as the worker: move it out of the collector's
-        # reach, so a full collection scans only per-request garbage (pauses of ~100 ms -> ~1 ms).
-        gc.collect()
-        gc.freeze()
-        # Requests leave ~100,000 short-lived objects alive (timers, traces); at the default
-        # thresholds a full collection over them ran every ~20 s and took 50-90 ms. Rarer young
-        # collections keep full ones out of a 30 s window (measured in bench/serving.py).
-        gc.set_threshold(20_000, 20, 20)
+        freeze_long_lived()  # everything loaded so far lives as long as the worker
         self.watcher = champion_watcher(self.router, s, metrics)
         if self.watcher is not None:
             self.watcher.start()

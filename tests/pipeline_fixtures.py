@@ -11,8 +11,11 @@ from recs_assets.evaluation.protocols import Split
 from recs_assets.phase1.schema import Phase1Tables
 
 
-def upstream_assets(tables: Phase1Tables, p1: Split, val: Split) -> list[AssetsDefinition]:
-    """``raw_users``, ``raw_items``, ``stratified_dataset`` (``p1``), ``validation_dataset`` (``val``)."""
+def upstream_assets(
+    tables: Phase1Tables, p1: Split, val: Split | None = None
+) -> list[AssetsDefinition]:
+    """``raw_users``, ``raw_items``, ``stratified_dataset`` (``p1``) and, given ``val``,
+    ``validation_dataset``."""
 
     @asset
     def raw_users() -> pd.DataFrame:
@@ -30,4 +33,5 @@ def upstream_assets(tables: Phase1Tables, p1: Split, val: Split) -> list[AssetsD
     def validation_dataset() -> TrainingDataset:
         return TrainingDataset("validation_dataset", val, len(p1.train_frame), "", "", 0, 0)
 
-    return [raw_users, raw_items, stratified_dataset, validation_dataset]
+    stand_ins = [raw_users, raw_items, stratified_dataset]
+    return stand_ins if val is None else [*stand_ins, validation_dataset]

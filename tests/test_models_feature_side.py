@@ -10,7 +10,6 @@ import pytest
 import scipy.sparse as sp
 from dagster import asset, materialize
 
-from recs_assets.datasets.dataset import TrainingDataset
 from recs_assets.evaluation.protocols import stratified_split, temporal_split
 from recs_assets.evaluation.runner import SideTables, build_side_info
 from recs_assets.features.storage import FeatureTable
@@ -26,6 +25,7 @@ from recs_assets.models.feature_side import (
 from recs_assets.models.lightfm_model import LightFMRecommender, identity_plus
 from recs_assets.models.tracking import MlflowTracker
 from recs_assets.phase1.synthetic import generate_synthetic
+from tests.pipeline_fixtures import upstream_assets
 
 AS_OF = datetime(2024, 1, 31, tzinfo=UTC)
 
@@ -207,18 +207,6 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(tmp_path: Path) -> None:
     item_table = _table(tmp_path, "item", [str(i) for i in P1.item_ids])
 
     @asset
-    def raw_users() -> pd.DataFrame:
-        return DATA.users
-
-    @asset
-    def raw_items() -> pd.DataFrame:
-        return DATA.items
-
-    @asset
-    def stratified_dataset() -> TrainingDataset:
-        return TrainingDataset("stratified_dataset", P1, len(P1.train_frame), "", "", 0, 0)
-
-    @asset
     def user_features() -> FeatureTable:
         return user_table
 
@@ -234,7 +222,7 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(tmp_path: Path) -> None:
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     small = {"no_components": 8, "epochs": 3}
     result = materialize(
-        [raw_users, raw_items, stratified_dataset, user_features, item_features, hybrid],
+        [*upstream_assets(DATA, P1), user_features, item_features, hybrid],
         resources={"mlflow_tracker": tracker},
         run_config={
             "ops": {

@@ -22,7 +22,6 @@ service's own model (``"model": "default"``); other variants keep the model they
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -35,6 +34,7 @@ import bentoml
 from recs_assets.serving.abtest import DEFAULT_MODEL, ExperimentRouter
 from recs_assets.serving.artifacts import ServingModel
 from recs_assets.serving.export import serving_model_from_store
+from recs_assets.serving.heap import freeze_long_lived
 from recs_assets.serving.metrics import ServingMetrics
 from recs_assets.serving.settings import ServingSettings
 
@@ -264,10 +264,7 @@ def champion_watcher(
 
     def swap(model: ServingModel) -> None:
         router.replace_model(control.name, model)
-        # As at start-up (bento/service.py): free the old model, then keep the new one's
-        # long-lived objects out of the collector's scans.
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()  # frees the old model, keeps the new one out of the collector's scans
 
     return ModelWatcher(
         read_alias=mlflow_alias_reader(uri, settings.registered_model, settings.model_alias),
