@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recs_assets.models.base import InteractionMatrix, Recommender
-from recs_assets.models.ease import EASERecommender
-from recs_assets.models.popularity import PopularityRecommender
-from recs_assets.serving.batch import batch_top_k
+from recs_assets.core.models.base import InteractionMatrix, Recommender
+from recs_assets.core.models.ease import EASERecommender
+from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.serving.batch_scoring import batch_top_k
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 

@@ -26,19 +26,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recs_assets.features.spark import SparkResource, to_spark  # noqa: E402
-from recs_assets.features.transforms.context import context_features  # noqa: E402
-from recs_assets.features.transforms.item import item_features, top_categories  # noqa: E402
-from recs_assets.features.transforms.user import user_features  # noqa: E402
-from recs_assets.phase1.schema import Phase1Tables  # noqa: E402
+from recs_assets.core.features.spark_frames import to_spark  # noqa: E402
+from recs_assets.core.features.transforms.context import context_features  # noqa: E402
+from recs_assets.core.features.transforms.item import item_features, top_categories  # noqa: E402
+from recs_assets.core.features.transforms.user import user_features  # noqa: E402
+from recs_assets.core.phase1.schema import Phase1Tables  # noqa: E402
+from recs_assets.features.spark_resource import SparkResource  # noqa: E402
 
 
 def _tables(name: str) -> Phase1Tables:
     if name == "ml100k":
-        from recs_assets.phase1.movielens import load_movielens
+        from recs_assets.core.phase1.movielens import load_movielens
 
         return load_movielens(REPO.parent / "shared" / "data" / "ml-100k")
-    from recs_assets.phase1.synthetic import generate_preset
+    from recs_assets.core.phase1.synthetic import generate_preset
 
     return generate_preset(name).tables
 
@@ -69,7 +70,7 @@ def feature_job(spark, tables: Phase1Tables, out: Path) -> dict[str, int]:
 
 
 def redis_latency(spark, tables: Phase1Tables, out: Path, calls: int) -> dict[str, float]:
-    from recs_assets.features.feast_repo.definitions import feature_objects
+    from recs_assets.core.features.feast_repo.feature_views import feature_objects
     from recs_assets.features.feast_resource import FeastResource
 
     ev = to_spark(spark, tables.interactions, "interactions")

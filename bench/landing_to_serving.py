@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recs_assets.serving.launch import start_service
+from recs_assets.core.serving.launch import start_service
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FAMILIES = "popularity,ease"
@@ -129,7 +129,7 @@ def dagster_step(step: str, workdir: Path, n_trials: int) -> dict[str, Any]:
     from dagster import DagsterInstance, SensorResult, build_sensor_context
 
     from recs_assets.definitions import defs
-    from recs_assets.models.tracking import MlflowTracker
+    from recs_assets.models.mlflow_tracker import MlflowTracker
 
     # the experiment's artifacts go under workdir (a bare sqlite URI would put them in ./mlruns)
     MlflowTracker(local_root=str(workdir / "mlflow")).experiment_id()

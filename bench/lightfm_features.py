@@ -25,25 +25,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recs_assets.evaluation.protocols import Split, stratified_split, validation_split  # noqa: E402
-from recs_assets.evaluation.runner import SideTables, build_side_info, measure  # noqa: E402
-from recs_assets.features._support import (  # noqa: E402
-    FeatureJobConfig,
-    newest_and_oldest,
-    snapshot_times,
-)
-from recs_assets.features.spark import SparkResource, to_spark  # noqa: E402
-from recs_assets.features.storage import FeatureTable, write_feature_table  # noqa: E402
-from recs_assets.features.transforms.item import item_features, top_categories  # noqa: E402
-from recs_assets.features.transforms.user import user_features  # noqa: E402
-from recs_assets.models.base import SideInfo  # noqa: E402
-from recs_assets.models.feature_side import (  # noqa: E402
+from recs_assets.core.datasets.feature_side import (  # noqa: E402
     choose_snapshot,
     feature_store_side,
     held_out_since,
 )
-from recs_assets.models.lightfm_model import LightFMRecommender  # noqa: E402
-from recs_assets.phase1.movielens import load_movielens  # noqa: E402
+from recs_assets.core.evaluation.protocols import Split, stratified_split, validation_split  # noqa: E402
+from recs_assets.core.evaluation.runner import SideTables, build_side_info, measure  # noqa: E402
+from recs_assets.core.features.snapshots import newest_and_oldest, snapshot_times  # noqa: E402
+from recs_assets.core.features.spark_frames import to_spark  # noqa: E402
+from recs_assets.core.features.tables import FeatureTable, write_feature_table  # noqa: E402
+from recs_assets.core.features.transforms.item import item_features, top_categories  # noqa: E402
+from recs_assets.core.features.transforms.user import user_features  # noqa: E402
+from recs_assets.core.models.base import SideInfo  # noqa: E402
+from recs_assets.core.models.lightfm_model import LightFMRecommender  # noqa: E402
+from recs_assets.core.phase1.movielens import load_movielens  # noqa: E402
+from recs_assets.features.feature_job import FeatureJobConfig  # noqa: E402
+from recs_assets.features.spark_resource import SparkResource  # noqa: E402
 
 # name -> (LightFM keywords, side features: "fs" feature store, "fs-categories" feature store
 # with item categories only, "raw" item categories from the items table, "" none)

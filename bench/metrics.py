@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recs_assets.evaluation import metrics as M
-from recs_assets.evaluation.protocols import stratified_split
-from recs_assets.evaluation.runner import SideTables, build_side_info
-from recs_assets.models.popularity import PopularityRecommender
-from recs_assets.phase1.movielens import load_movielens
+from recs_assets.core import metrics as M
+from recs_assets.core.evaluation.protocols import stratified_split
+from recs_assets.core.evaluation.runner import SideTables, build_side_info
+from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.phase1.movielens import load_movielens
 
 BUDGET_SECONDS = 1.0
 

@@ -15,9 +15,9 @@ import argparse
 import os
 from pathlib import Path
 
-from recs_assets.evaluation.protocols import stratified_split, validation_split
-from recs_assets.evaluation.runner import SideTables, build_side_info, evaluate_split
-from recs_assets.phase1.movielens import load_movielens
+from recs_assets.core.evaluation.protocols import stratified_split, validation_split
+from recs_assets.core.evaluation.runner import SideTables, build_side_info, evaluate_split
+from recs_assets.core.phase1.movielens import load_movielens
 
 DEFAULT_MODELS = (
     "popularity",

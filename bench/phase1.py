@@ -10,8 +10,8 @@ import time
 
 import pandas as pd
 
-from recs_assets.phase1.synthetic import PRESETS, generate_preset
-from recs_assets.phase1.validation import validate_tables
+from recs_assets.core.phase1.synthetic import PRESETS, generate_preset
+from recs_assets.core.phase1.validation import validate_tables
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """The re-ranking curve on MovieLens 100K, protocol P1: NDCG@10, genre ILD and long-tail share of
-MMR re-ranked lists (``recs_assets/models/rerank.py``) over a sweep of the ``tradeoff`` knob.
+MMR re-ranked lists (``recs_assets/core/models/rerank.py``) over a sweep of the ``tradeoff`` knob.
 
     .venv/bin/python bench/rerank_curve.py [ML100K_DIR] [--model ease] [--candidates 100]
 
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recs_assets.evaluation import metrics as M
-from recs_assets.evaluation.protocols import Split, stratified_split, validation_split
-from recs_assets.evaluation.runner import SideTables, build_side_info
-from recs_assets.models.base import SideInfo
-from recs_assets.models.registry import model_factory
-from recs_assets.models.rerank import jaccard_similarity, mmr_rerank, popularity_percentile
-from recs_assets.phase1.movielens import load_movielens
+from recs_assets.core import metrics as M
+from recs_assets.core.evaluation.protocols import Split, stratified_split, validation_split
+from recs_assets.core.evaluation.runner import SideTables, build_side_info
+from recs_assets.core.models.base import SideInfo
+from recs_assets.core.models.registry import model_factory
+from recs_assets.core.models.rerank import jaccard_similarity, mmr_rerank, popularity_percentile
+from recs_assets.core.phase1.movielens import load_movielens
 
 KNOBS: tuple[float, ...] = tuple(round(x, 3) for x in np.arange(0.0, 1.0001, 0.025))
 MIN_ILD = 0.6

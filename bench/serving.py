@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recs_assets.serving.launch import free_port
+from recs_assets.core.serving.launch import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
@@ -211,10 +211,10 @@ def export_ml100k(home: Path, model_name: str) -> None:
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
 
-    from recs_assets.models.base import InteractionMatrix
-    from recs_assets.serving.artifacts import model_class
-    from recs_assets.serving.champion import item_popularity
-    from recs_assets.serving.export import export_model
+    from recs_assets.core.models.base import InteractionMatrix
+    from recs_assets.core.serving.artifacts import model_class
+    from recs_assets.core.serving.champion import item_popularity
+    from recs_assets.core.serving.export import export_model
 
     raw = pd.read_csv(
         ML100K / "u.data", sep="\t", names=["user_id", "item_id", "r", "t"], dtype=str
@@ -290,9 +290,9 @@ def batch_all_users(model_name: str) -> dict[str, float]:
     """Top-10 for every ML-100K user in-process (what the batch asset does), seconds."""
     import pandas as pd
 
-    from recs_assets.models.base import InteractionMatrix
-    from recs_assets.serving.artifacts import model_class
-    from recs_assets.serving.batch import batch_top_k
+    from recs_assets.core.models.base import InteractionMatrix
+    from recs_assets.core.serving.artifacts import model_class
+    from recs_assets.core.serving.batch_scoring import batch_top_k
 
     raw = pd.read_csv(
         ML100K / "u.data", sep="\t", names=["user_id", "item_id", "r", "t"], dtype=str

@@ -3,13 +3,13 @@
 Serve from the repository root: ``bentoml serve bento.service:RecsService`` (port 3001). The model
 is the BentoML model named by ``RECS_BENTO_MODEL`` (``recs_recommender:latest``); the response
 cache is Redis when ``RECS_REDIS_URL`` is set, else an in-process LRU. Other settings: see
-``recs_assets.serving.settings``. The logic lives in ``recs_assets.serving.engine``; A/B
-experiments (``RECS_AB_CONFIG``) and the exposure log in ``recs_assets.serving.abtest`` and
-``recs_assets.serving.exposure`` (see docs/ab_testing.md). The champion model follows the MLflow
-``champion`` alias without a restart (``RECS_MODEL_POLL_S``; ``recs_assets.serving.reload``).
+``recs_assets.core.serving.settings``. The logic lives in ``recs_assets.core.serving.engine``; A/B
+experiments (``RECS_AB_CONFIG``) and the exposure log in ``recs_assets.core.serving.abtest`` and
+``recs_assets.core.serving.exposure`` (see docs/ab_testing.md). The champion model follows the MLflow
+``champion`` alias without a restart (``RECS_MODEL_POLL_S``; ``recs_assets.core.serving.champion_watcher``).
 With ``RECS_FEAST_REPO``, a feature-based model answers users it never saw from their Feast online
-features (``recs_assets.serving.online_features``). Trending items (``RECS_TRENDING_*``) answer the
-other new users and fill trending slots (``recs_assets.serving.trending_reader``).
+features (``recs_assets.core.serving.online_feature_reader``). Trending items (``RECS_TRENDING_*``) answer the
+other new users and fill trending slots (``recs_assets.core.serving.trending_follower``).
 """
 
 from __future__ import annotations
@@ -21,16 +21,21 @@ from typing import Annotated, Literal
 import bentoml
 from pydantic import Field
 
-from recs_assets.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
-from recs_assets.serving.cache import make_cache
-from recs_assets.serving.engine import RecommendationEngine
-from recs_assets.serving.export import load_serving_model, serving_model_from_store
-from recs_assets.serving.exposure import exposure_log_from_env
-from recs_assets.serving.heap import freeze_long_lived
-from recs_assets.serving.metrics import default_metrics
-from recs_assets.serving.online_features import OnlineFeatures, online_features_from_settings
-from recs_assets.serving.reload import ModelWatcher, champion_watcher
-from recs_assets.serving.schemas import (
+from recs_assets.core.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
+from recs_assets.core.serving.cache import make_cache
+from recs_assets.core.serving.champion_watcher import (
+    ChampionWatcher,
+    champion_watcher_from_settings,
+)
+from recs_assets.core.serving.engine import RecommendationEngine
+from recs_assets.core.serving.export import load_serving_model, serving_model_from_store
+from recs_assets.core.serving.exposure import exposure_log_from_env
+from recs_assets.core.serving.heap import freeze_long_lived
+from recs_assets.core.serving.online_feature_reader import (
+    OnlineFeatureReader,
+    online_feature_reader_from_settings,
+)
+from recs_assets.core.serving.schemas import (
     BatchRecommendations,
     FeedbackAck,
     ModelInfo,
@@ -39,8 +44,12 @@ from recs_assets.serving.schemas import (
     Scores,
     SimilarItems,
 )
-from recs_assets.serving.settings import DEFAULT_MODEL_TAG, ServingSettings
-from recs_assets.serving.trending_reader import TrendingReader, trending_reader_from_settings
+from recs_assets.core.serving.settings import DEFAULT_MODEL_TAG, ServingSettings
+from recs_assets.core.serving.telemetry import default_metrics
+from recs_assets.core.serving.trending_follower import (
+    TrendingFollower,
+    trending_follower_from_settings,
+)
 
 logger = logging.getLogger("recs.service")
 
@@ -72,23 +81,24 @@ class RecsService:
             self.experiment, serving_model_from_store(self.bento_model), load_serving_model
         )
         self.router: ExperimentRouter | None = None
-        self.watcher: ModelWatcher | None = None
-        self.features: OnlineFeatures | None = None
-        self.trending: TrendingReader | None = None
+        self.watcher: ChampionWatcher | None = None
+        self.features: OnlineFeatureReader | None = None
+        self.trending: TrendingFollower | None = None
         for name, m in self.models.items():
             logger.info("variant %s: %s (%s)", name, m.labels.get("bento_tag"), m.model_name)
 
     @bentoml.on_startup
-    def open_cache(self) -> None:
-        """Per-worker cache connection (lazy: Redis is contacted on the first request) and the
-        thread that follows the champion alias."""
+    def start_worker(self) -> None:
+        """Open this worker's connections and threads: the response cache (lazy: Redis is
+        contacted on the first request), the online feature reader, the trending follower, the
+        experiment router, and the watcher that follows the champion alias."""
         s = self.settings
         cache = make_cache(
             s.redis_url, s.cache_ttl_s, s.cache_size, s.redis_timeout_s, s.redis_backoff_s
         )
         metrics = default_metrics()
-        self.features = online_features_from_settings(s, cache, metrics)
-        self.trending = trending_reader_from_settings(s, metrics)
+        self.features = online_feature_reader_from_settings(s, cache, metrics)
+        self.trending = trending_follower_from_settings(s, metrics)
         if self.trending is not None:
             self.trending.start()  # reads now, then every RECS_TRENDING_REFRESH_S on a thread
         self.router = ExperimentRouter.create(
@@ -103,13 +113,13 @@ class RecsService:
         )
         logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
         freeze_long_lived()  # everything loaded so far lives as long as the worker
-        self.watcher = champion_watcher(self.router, s, metrics)
+        self.watcher = champion_watcher_from_settings(self.router, s, metrics)
         if self.watcher is not None:
             self.watcher.start()
 
     @bentoml.on_shutdown
-    def flush_exposure(self) -> None:
-        """Stop following the alias; write the exposure log's buffered rows."""
+    def stop_worker(self) -> None:
+        """Stop the watcher and the follower; write the exposure log's buffered rows; close."""
         if self.watcher is not None:
             self.watcher.stop()
         if self.router is not None:

@@ -17,22 +17,18 @@ from dagster import (
 from recs_assets import groups
 from recs_assets.automation import jobs, schedules, sensors
 from recs_assets.automation.freshness import with_freshness_policies
-from recs_assets.datasets import checks as dataset_checks
-from recs_assets.datasets import training_datasets
-from recs_assets.evaluation import assets as evaluation_assets
-from recs_assets.features import (
-    checks as feature_checks,
-)
+from recs_assets.datasets import dataset_checks, training_datasets
+from recs_assets.evaluation import evaluation_report
 from recs_assets.features import (
     context_features,
+    feature_checks,
     item_features,
     online_feature_store,
     user_features,
 )
-from recs_assets.models import assets as model_assets
-from recs_assets.models import tuning_assets
+from recs_assets.models import family_models, tuning_studies
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
-from recs_assets.phase1 import assets as phase1_assets
+from recs_assets.raw import raw_tables
 from recs_assets.resources import build_resources, deployment
 from recs_assets.serving import (
     ab_test_report,
@@ -43,11 +39,11 @@ from recs_assets.serving import (
 
 # module -> group; a module's assets all land in its domain's group.
 DOMAINS: dict[str, list[ModuleType]] = {
-    groups.RAW: [phase1_assets],
+    groups.RAW: [raw_tables],
     groups.FEATURES: [user_features, item_features, context_features, online_feature_store],
     groups.DATASETS: [training_datasets],
-    groups.MODELS: [tuning_assets, model_assets],
-    groups.EVALUATION: [evaluation_assets],
+    groups.MODELS: [tuning_studies, family_models],
+    groups.EVALUATION: [evaluation_report],
     groups.SERVING: [bento_model, recommendation_bento, batch_recommendations, ab_test_report],
     groups.MONITORING: [feature_drift, prediction_drift, online_quality, trending_items],
 }

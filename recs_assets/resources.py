@@ -18,13 +18,14 @@ from typing import Any
 
 from recs_assets.automation.alerts import AlertWebhook
 from recs_assets.automation.landing_source import LandedPhase1Source
+from recs_assets.core.contracts import REDIS_URL_ENV
+from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feast_resource import FeastResource
-from recs_assets.features.spark import SparkResource
-from recs_assets.features.storage import DataDirResource
-from recs_assets.models.tracking import MlflowTracker
-from recs_assets.monitoring.trending import TrendingStore
-from recs_assets.phase1.sources import SOURCE_ENV
-from recs_assets.serving.resources import ServingCacheResource
+from recs_assets.features.spark_resource import SparkResource
+from recs_assets.models.mlflow_tracker import MlflowTracker
+from recs_assets.monitoring.trending_store import TrendingStore
+from recs_assets.raw.source_resource import SOURCE_ENV
+from recs_assets.serving.cache_resource import ServingCacheResource
 
 DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
 DEPLOYMENTS = ("local", "production")
@@ -46,7 +47,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         missing = [v for v in PRODUCTION_REQUIRED if not env.get(v)]
         if missing:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
-    redis_url = env.get("RECS_REDIS_URL", "")
+    redis_url = env.get(REDIS_URL_ENV, "")
     return {
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
         "spark": SparkResource(

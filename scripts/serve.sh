@@ -18,7 +18,7 @@ if $BIN/bentoml models get "${RECS_BENTO_MODEL:-recs_recommender:latest}" >/dev/
     curl -fs "http://127.0.0.1:${RECS_API_PORT:-3001}/readyz" >/dev/null 2>&1 && break
     sleep 1
   done
-  user=$($BIN/python -c "from recs_assets.serving.export import load_serving_model as l; print(l('${RECS_BENTO_MODEL:-recs_recommender:latest}').train.user_ids[0])" 2>/dev/null || echo unknown)
+  user=$($BIN/python -c "from recs_assets.core.serving.export import load_serving_model as l; print(l('${RECS_BENTO_MODEL:-recs_recommender:latest}').train.user_ids[0])" 2>/dev/null || echo unknown)
   echo "Bento API on http://127.0.0.1:${RECS_API_PORT:-3001} (Swagger UI at /). A request for user $user:"
   curl -fs -X POST "http://127.0.0.1:${RECS_API_PORT:-3001}/recommend" \
     -H 'content-type: application/json' -d "{\"user_id\": \"$user\", \"k\": 5}" || echo "(the API did not answer: see .data/bento.log)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_assets.phase1.schema import TS_DTYPE, conform
+from recs_assets.core.phase1.schema import TS_DTYPE, conform
 
 
 def ml100k_interactions(folder: Path) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from recs_assets.phase1.schema import Phase1Tables, conform
+from recs_assets.core.phase1.schema import Phase1Tables, conform
 
 AS_OF = datetime(2024, 1, 31, 9, 0, tzinfo=UTC)
 
@@ -72,7 +72,7 @@ def hand_tables() -> Phase1Tables:
 
 
 def _typed(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    from recs_assets.phase1.schema import TABLE_COLUMNS
+    from recs_assets.core.phase1.schema import TABLE_COLUMNS
 
     out = df.copy()
     for col, (dtype, _) in TABLE_COLUMNS[table].items():

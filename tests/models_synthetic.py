@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recs_assets.models.base import InteractionMatrix, SideInfo
+from recs_assets.core.models.base import InteractionMatrix, SideInfo
 
 N_BLOCKS = 4
 USERS_PER_BLOCK = 20

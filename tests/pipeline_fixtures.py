@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetsDefinition, asset
 
-from recs_assets.datasets.dataset import TrainingDataset
-from recs_assets.evaluation.protocols import Split
-from recs_assets.phase1.schema import Phase1Tables
+from recs_assets.core.datasets.dataset import TrainingDataset
+from recs_assets.core.evaluation.protocols import Split
+from recs_assets.core.phase1.schema import Phase1Tables
 
 
 def upstream_assets(

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import redis
 
-from recs_assets.models.base import InteractionMatrix, Recommender
-from recs_assets.models.popularity import PopularityRecommender
-from recs_assets.serving.artifacts import ServingModel, write_artifacts
+from recs_assets.core.models.base import InteractionMatrix, Recommender
+from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.serving.artifacts import ServingModel, write_artifacts
 
 USERS = [f"u{i}" for i in range(5)]
 ITEMS = [f"i{i}" for i in range(6)]

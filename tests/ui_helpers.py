@@ -16,7 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
-REPO = Path(__file__).resolve().parents[1]
+from recs_assets.core.paths import REPO_ROOT as REPO
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

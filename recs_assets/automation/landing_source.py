@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recs_assets.automation.landing import IngestStats, default_landing_dir, with_landed
-from recs_assets.phase1.schema import Phase1Tables
-from recs_assets.phase1.sources import Phase1Source
+from recs_assets.core.phase1.landing import IngestStats, default_landing_dir, with_landed
+from recs_assets.core.phase1.schema import Phase1Tables
+from recs_assets.raw.source_resource import Phase1Source
 
 
 class LandedPhase1Source(Phase1Source):

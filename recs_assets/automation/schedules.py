@@ -25,11 +25,11 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from recs_assets.automation.decisions import decide_daily_retrain, fingerprint
-from recs_assets.automation.landing import default_landing_dir, landed_files
-from recs_assets.phase1.sources import SOURCE_ENV
+from recs_assets.core.automation_decisions import decide_daily_retrain, fingerprint
+from recs_assets.core.paths import REPO_ROOT
+from recs_assets.core.phase1.landing import default_landing_dir, landed_files
+from recs_assets.raw.source_resource import SOURCE_ENV
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_TAG = "recs/data_fingerprint"
 CODE_TAG = "recs/code_fingerprint"
 SCHEDULE_TAG = "dagster/schedule_name"

@@ -28,14 +28,14 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from recs_assets.automation.alerts import AlertWebhook, alert_payload
-from recs_assets.automation.decisions import (
+from recs_assets.core.automation_decisions import (
     CheckOutcome,
     decide_drift_retrain,
     decide_retrain,
     freshness_transitions,
     new_check_failures,
 )
-from recs_assets.automation.landing import default_landing_dir, landed_files
+from recs_assets.core.phase1.landing import default_landing_dir, landed_files
 
 DRIFT_CHECKS: tuple[AssetCheckKey, ...] = (
     AssetCheckKey(AssetKey("feature_drift"), "feature_drift_within_limits"),

@@ -1,6 +1,6 @@
 """Assets ``stratified_dataset`` (P1), ``temporal_dataset`` (P2) and ``validation_dataset``.
 
-Splits come from ``recs_assets.evaluation.protocols``; features are joined point-in-time from the
+Splits come from ``recs_assets.core.evaluation.protocols``; features are joined point-in-time from the
 ``user_features`` / ``item_features`` snapshots, after their blocking contract checks passed.
 """
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from recs_assets.datasets.dataset import TrainingDataset, featurize, read_features, write_rows
-from recs_assets.evaluation.protocols import (
+from recs_assets.core.datasets.dataset import TrainingDataset, featurize, read_features, write_rows
+from recs_assets.core.evaluation.protocols import (
     ImplicitFeedback,
     Split,
     positive_interactions,
@@ -18,7 +18,8 @@ from recs_assets.evaluation.protocols import (
     temporal_split,
     validation_split,
 )
-from recs_assets.features.storage import DataDirResource, FeatureTable
+from recs_assets.core.features.tables import FeatureTable
+from recs_assets.features.data_dir import DataDirResource
 
 
 def _dataset(

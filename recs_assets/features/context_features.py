@@ -3,15 +3,17 @@
 import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
-from recs_assets.features._support import FeatureJobConfig, feature_metadata
-from recs_assets.features.spark import SparkResource, to_spark
-from recs_assets.features.storage import DataDirResource, FeatureTable, write_feature_table
-from recs_assets.features.transforms.context import (
+from recs_assets.core.features.spark_frames import to_spark
+from recs_assets.core.features.tables import FeatureTable, write_feature_table
+from recs_assets.core.features.transforms.context import (
     CONTEXT_CATALOG,
 )
-from recs_assets.features.transforms.context import (
+from recs_assets.core.features.transforms.context import (
     context_features as context_features_transform,
 )
+from recs_assets.features.data_dir import DataDirResource
+from recs_assets.features.feature_job import FeatureJobConfig, feature_metadata
+from recs_assets.features.spark_resource import SparkResource
 
 
 @asset

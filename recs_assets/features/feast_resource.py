@@ -15,9 +15,8 @@ import yaml
 from dagster import ConfigurableResource
 from feast import FeatureStore
 
-from recs_assets.features.storage import default_data_dir
-
-REDIS_URL_ENV = "RECS_REDIS_URL"
+from recs_assets.core.contracts import REDIS_URL_ENV
+from recs_assets.features.data_dir import default_data_dir
 
 
 def redis_connection_string(url: str) -> str:

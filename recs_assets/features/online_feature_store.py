@@ -23,10 +23,10 @@ from dagster import (
 from feast import FeatureStore
 from feast.online_response import TIMESTAMP_POSTFIX
 
-from recs_assets.features._support import newest_and_oldest
-from recs_assets.features.feast_repo.definitions import TIMESTAMP_FIELD, feature_objects
+from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
+from recs_assets.core.features.snapshots import newest_and_oldest
+from recs_assets.core.features.tables import FeatureTable
 from recs_assets.features.feast_resource import FeastResource
-from recs_assets.features.storage import FeatureTable
 
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000

@@ -12,15 +12,15 @@ from dagster import (
     asset_check,
 )
 
-from recs_assets.monitoring.drift import (
+from recs_assets.core.monitoring.drift import (
     DEFAULT_BINS,
     DriftThresholds,
     classify,
     drift_table,
     overall_status,
 )
-from recs_assets.monitoring.plots import distribution_grid, table_markdown
-from recs_assets.monitoring.windows import monitored_features, split_windows
+from recs_assets.core.monitoring.plots import distribution_grid, table_markdown
+from recs_assets.core.monitoring.windows import monitored_features, split_windows
 
 
 class FeatureDriftConfig(Config):

@@ -14,9 +14,9 @@ from dagster import (
     asset_check,
 )
 
-from recs_assets.monitoring.plots import bar_chart, table_markdown
-from recs_assets.monitoring.quality import ctr_by_version, read_folder
-from recs_assets.paths import data_subdir
+from recs_assets.core.monitoring.plots import bar_chart, table_markdown
+from recs_assets.core.monitoring.quality import ctr_by_version, read_folder
+from recs_assets.core.paths import data_subdir
 
 
 def default_feedback_dir() -> Path:

@@ -13,23 +13,23 @@ from dagster import (
     asset_check,
 )
 
-from recs_assets.monitoring.drift import (
+from recs_assets.core.monitoring.drift import (
     DEFAULT_BINS,
     DriftThresholds,
     classify,
     drift_table,
     overall_status,
 )
-from recs_assets.monitoring.feature_drift import DriftCheckConfig, drift_check_result
-from recs_assets.monitoring.plots import distribution_grid, table_markdown
-from recs_assets.monitoring.quality import (
+from recs_assets.core.monitoring.plots import distribution_grid, table_markdown
+from recs_assets.core.monitoring.quality import (
     list_summary,
     popularity_percentile,
     read_folder,
     served_list_features,
 )
-from recs_assets.monitoring.windows import split_windows
-from recs_assets.paths import data_subdir
+from recs_assets.core.monitoring.windows import split_windows
+from recs_assets.core.paths import data_subdir
+from recs_assets.monitoring.feature_drift import DriftCheckConfig, drift_check_result
 
 
 def default_served_dir() -> Path:

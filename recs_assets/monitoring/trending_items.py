@@ -3,8 +3,9 @@
 import pandas as pd
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
 
-from recs_assets.monitoring.plots import bar_chart, table_markdown
-from recs_assets.monitoring.trending import TrendingStore, top_trending, trending_scores
+from recs_assets.core.monitoring.plots import bar_chart, table_markdown
+from recs_assets.core.monitoring.trending import top_trending, trending_scores
+from recs_assets.monitoring.trending_store import TrendingStore
 
 TRENDING_CRON = "*/5 * * * *"
 

@@ -5,11 +5,10 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
-from recs_assets.monitoring.plots import bar_chart, table_markdown
-from recs_assets.monitoring.quality import read_folder
-from recs_assets.serving.ab_stats import compare_variants, variant_rates
-from recs_assets.serving.abtest import load_experiment
-from recs_assets.serving.exposure import CONVERSIONS_SUBDIR, exposure_dirs
+from recs_assets.core.monitoring.ab_stats import compare_variants, variant_rates
+from recs_assets.core.monitoring.plots import bar_chart, table_markdown
+from recs_assets.core.serving.abtest import load_experiment
+from recs_assets.core.serving.exposure import exposure_dirs, read_ab_events
 
 
 class AbTestReportConfig(Config):
@@ -19,20 +18,6 @@ class AbTestReportConfig(Config):
 
     feedback_path: str = ""
     control: str = ""
-
-
-def read_ab_events(feedback_dir: Path) -> tuple[pd.DataFrame, int]:
-    """Impressions and clicks of ``feedback_dir`` plus its ``conversions/`` sub-folder, keeping the
-    rows that carry a variant; returns them and the number of rows dropped for lacking one."""
-    frames = [read_folder(feedback_dir, "feedback event")]
-    conversions = feedback_dir / CONVERSIONS_SUBDIR
-    if conversions.is_dir() and any(conversions.glob("*.parquet")):
-        frames.append(read_folder(conversions, "conversion event"))
-    events = pd.concat(frames, ignore_index=True)
-    if "variant" not in events.columns:
-        raise ValueError(f"feedback events at {feedback_dir} have no 'variant' column")
-    has_variant = events["variant"].notna() & (events["variant"].astype(str) != "")
-    return events[has_variant].reset_index(drop=True), int((~has_variant).sum())
 
 
 def pick_control(variants: list[str], wanted: str) -> str:

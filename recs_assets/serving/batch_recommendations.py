@@ -6,18 +6,18 @@ import numpy as np
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from recs_assets.features.storage import DataDirResource
-from recs_assets.serving.batch import (
+from recs_assets.core.serving.batch_scoring import (
     batch_top_k,
     most_active_users,
     recommendations_frame,
     write_recommendations,
 )
-from recs_assets.serving.engine import RecommendationEngine
-from recs_assets.serving.export import load_serving_model
-from recs_assets.serving.metrics import ServingMetrics
-from recs_assets.serving.resources import ServingCacheResource
-from recs_assets.serving.settings import ServingSettings
+from recs_assets.core.serving.engine import RecommendationEngine
+from recs_assets.core.serving.export import load_serving_model
+from recs_assets.core.serving.settings import ServingSettings
+from recs_assets.core.serving.telemetry import ServingMetrics
+from recs_assets.features.data_dir import DataDirResource
+from recs_assets.serving.cache_resource import ServingCacheResource
 
 
 class BatchRecommendationsConfig(Config):

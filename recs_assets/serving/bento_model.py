@@ -4,8 +4,8 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from recs_assets.serving.champion import ChampionModel, data_version, item_popularity
-from recs_assets.serving.export import DEFAULT_MODEL_NAME, export_model
+from recs_assets.core.serving.champion import ChampionModel, data_version, item_popularity
+from recs_assets.core.serving.export import DEFAULT_MODEL_NAME, export_model
 
 
 class BentoModelConfig(Config):

@@ -18,7 +18,7 @@ import yaml
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from recs_assets.core.paths import REPO_ROOT
 
 
 class BentoBuildError(RuntimeError):

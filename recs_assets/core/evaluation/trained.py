@@ -1,0 +1,96 @@
+"""What a model asset hands downstream, and the pure pieces of training a model family."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
+from recs_assets.core.evaluation.protocols import Split
+from recs_assets.core.evaluation.runner import (
+    ModelEvaluation,
+    SideTables,
+    build_side_info,
+    measure,
+    with_lift,
+)
+from recs_assets.core.models.base import InteractionMatrix, Recommender, SideInfo
+from recs_assets.core.models.feature_encoder import FeatureEncoder
+from recs_assets.core.models.popularity import PopularityRecommender
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted model family with its held-out evaluation and where MLflow keeps it.
+
+    Attributes:
+        family: registry name (``ease``, ``lightfm`` ...).
+        model: the fitted recommender.
+        train: the interaction matrix it was fitted on (id maps included).
+        evaluation: P1 held-out metrics (with lift over popularity on the same split).
+        gates: the quality gates evaluated on ``evaluation``.
+        mlflow_run_id: the MLflow run of this training ("" when not tracked).
+        model_version: the MLflow registered model version ("" when not registered).
+        registered_name: the MLflow registered model name.
+        user_encoder: how the user side features were encoded (feature-store models), so
+            serving can encode a new user's online features the same way; None otherwise.
+    """
+
+    family: str
+    model: Recommender
+    train: InteractionMatrix
+    evaluation: ModelEvaluation
+    gates: tuple[GateResult, ...]
+    mlflow_run_id: str = ""
+    model_version: str = ""
+    registered_name: str = ""
+    user_encoder: FeatureEncoder | None = None
+
+    @property
+    def passed_gates(self) -> bool:
+        return passed(list(self.gates))
+
+
+def held_out_evaluation(
+    family: str,
+    model: Recommender,
+    fit_seconds: float,
+    split: Split,
+    side: SideInfo,
+    k: int = 10,
+) -> ModelEvaluation:
+    """``model``'s metrics on ``split.test`` with lifts over popularity fitted on the same train."""
+    own = measure(family, model, split, side, k=k, fit_seconds=fit_seconds)
+    baseline = measure("popularity", PopularityRecommender().fit(split.train), split, side, k=k)
+    return with_lift(own, baseline)
+
+
+def gate_results(evaluation: ModelEvaluation, config: GateConfig) -> tuple[GateResult, ...]:
+    return tuple(evaluate_gates(evaluation, config))
+
+
+def side_info(split: Split, users: pd.DataFrame | None, items: pd.DataFrame | None) -> SideInfo:
+    return build_side_info(split, SideTables(users=users, items=items))
+
+
+def saved_folder(model: Recommender) -> Path:
+    """Save ``model`` into a fresh temporary folder (caller logs it and may delete it)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"recs-{model.name}-"))
+    model.save(folder / "model")
+    return folder / "model"
+
+
+def version_label(trained: TrainedModel) -> str:
+    """How serving names a trained model: ``<registered name>/<version>``, or the family."""
+    if trained.model_version:
+        return f"{trained.registered_name}/{trained.model_version}"
+    return trained.family
+
+
+def choose_champion(candidates: list[TrainedModel], metric: str) -> list[TrainedModel]:
+    """Candidates that passed their gates, best ``metric`` first (ties: family name)."""
+    ok = [c for c in candidates if c.passed_gates and metric in c.evaluation.metrics]
+    return sorted(ok, key=lambda c: (-c.evaluation.metrics[metric], c.family))

@@ -1,0 +1,236 @@
+"""Data contracts for the feature tables: ``pandera.pyspark`` models, and a report of violations.
+
+pandera on Spark does not raise: it records problems in ``df.pandera.errors``. ``check_contract``
+validates, reads those errors, and turns the model's column rules into a Spark filter so the
+report also counts the failing rows and carries a sample of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+import pyspark.sql.types as T
+from pandera.pyspark import DataFrameModel, Field
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from recs_assets.core.phase1.schema import EVENT_TYPES
+
+_SHARE = {"min_value": 0.0, "max_value": 1.0}
+
+
+class UserFeaturesModel(DataFrameModel):
+    """Contract of ``user_features`` (fixed columns; category shares are a family checked by type)."""
+
+    user_id: T.StringType() = Field(nullable=False)
+    feature_timestamp: T.TimestampType() = Field(nullable=False)
+    events_7d: T.LongType() = Field(ge=0)
+    events_30d: T.LongType() = Field(ge=0)
+    events_all: T.LongType() = Field(ge=0)
+    distinct_items: T.LongType() = Field(ge=0)
+    days_since_last_event: T.DoubleType() = Field(ge=0.0, nullable=True)
+    days_since_first_event: T.DoubleType() = Field(ge=0.0, nullable=True)
+    rating_count: T.LongType() = Field(ge=0)
+    rating_mean: T.DoubleType() = Field(nullable=True)
+    rating_var: T.DoubleType() = Field(ge=0.0, nullable=True)
+    session_count: T.LongType() = Field(ge=0)
+    events_per_session: T.DoubleType() = Field(ge=1.0, nullable=True)
+    session_length_s: T.DoubleType() = Field(ge=0.0, nullable=True)
+    weekend_share: T.DoubleType() = Field(in_range=_SHARE)
+    hour_entropy: T.DoubleType() = Field(in_range={"min_value": 0.0, "max_value": 4.585})
+    dow_entropy: T.DoubleType() = Field(in_range={"min_value": 0.0, "max_value": 2.808})
+    active_days: T.LongType() = Field(ge=0)
+    age: T.LongType() = Field(in_range={"min_value": 0, "max_value": 130}, nullable=True)
+
+    class Config:
+        name = "user_features"
+        strict = False
+
+
+class ItemFeaturesModel(DataFrameModel):
+    """Contract of ``item_features``."""
+
+    item_id: T.StringType() = Field(nullable=False)
+    feature_timestamp: T.TimestampType() = Field(nullable=False)
+    events_7d: T.LongType() = Field(ge=0)
+    events_30d: T.LongType() = Field(ge=0)
+    events_all: T.LongType() = Field(ge=0)
+    distinct_users_all: T.LongType() = Field(ge=0)
+    distinct_users_30d: T.LongType() = Field(ge=0)
+    decayed_events: T.DoubleType() = Field(ge=0.0)
+    trending_score: T.DoubleType() = Field(ge=0.0)
+    rating_count: T.LongType() = Field(ge=0)
+    rating_mean: T.DoubleType() = Field(nullable=True)
+    bayes_rating: T.DoubleType() = Field(nullable=True)
+    category_count: T.IntegerType() = Field(ge=0)
+    age_days: T.DoubleType() = Field(nullable=True)
+    weekend_share: T.DoubleType() = Field(in_range=_SHARE)
+    dow_concentration: T.DoubleType() = Field(
+        in_range={"min_value": 1.0, "max_value": 7.0}, nullable=True
+    )
+
+    class Config:
+        name = "item_features"
+        strict = False
+
+
+class ContextFeaturesModel(DataFrameModel):
+    """Contract of ``context_features``."""
+
+    event_id: T.StringType() = Field(nullable=False)
+    user_id: T.StringType() = Field(nullable=False)
+    item_id: T.StringType() = Field(nullable=False)
+    timestamp: T.TimestampType() = Field(nullable=False)
+    hour_of_day: T.IntegerType() = Field(in_range={"min_value": 0, "max_value": 23})
+    day_of_week: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 7})
+    is_weekend: T.BooleanType() = Field()
+    device: T.StringType() = Field(nullable=False)
+    platform: T.StringType() = Field(nullable=False)
+    session_key: T.StringType() = Field(nullable=False)
+    position_in_session: T.IntegerType() = Field(ge=1)
+    seconds_since_session_start: T.DoubleType() = Field(ge=0.0)
+    seconds_since_prev_event: T.DoubleType() = Field(ge=0.0, nullable=True)
+
+    class Config:
+        name = "context_features"
+        strict = False
+
+
+CONTRACTS: dict[str, type[DataFrameModel]] = {
+    "user_features": UserFeaturesModel,
+    "item_features": ItemFeaturesModel,
+    "context_features": ContextFeaturesModel,
+}
+
+# event-type counts are a family of columns: every one of them must be a non-negative count.
+COUNT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "user_features": tuple(f"{t}_count_{w}" for t in EVENT_TYPES for w in ("7d", "30d", "all")),
+    "item_features": tuple(f"{t}_count_all" for t in EVENT_TYPES),
+    "context_features": (),
+}
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    """What a contract check found.
+
+    Attributes:
+        table: feature table name.
+        errors: pandera's findings, flattened: one dict per (kind, column, check, error).
+        failing_rows: rows breaking at least one column rule (null key, value out of range).
+        sample: up to ``sample_size`` failing rows as dicts.
+    """
+
+    table: str
+    errors: list[dict[str, str]]
+    failing_rows: int
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and self.failing_rows == 0
+
+    def message(self) -> str:
+        if self.passed:
+            return f"{self.table}: contract satisfied"
+        findings = "; ".join(f"{e['column']}: {e['check']}" for e in self.errors)
+        return (
+            f"{self.table}: {self.failing_rows} failing row(s); {findings}; "
+            f"sample: {self.sample[:3]}"
+        )
+
+
+def _violation(column: str, nullable: bool, checks: list[Any]) -> Column | None:
+    """A Spark predicate true on rows that break the column's rules (None if no row rule)."""
+    col = F.col(f"`{column}`")
+    parts: list[Column] = [] if nullable else [col.isNull()]
+    for check in checks:
+        stats = check.statistics or {}
+        if check.name == "greater_than_or_equal_to":
+            parts.append(col < F.lit(stats["min_value"]))
+        elif check.name == "greater_than":
+            parts.append(col <= F.lit(stats["min_value"]))
+        elif check.name == "less_than_or_equal_to":
+            parts.append(col > F.lit(stats["max_value"]))
+        elif check.name == "less_than":
+            parts.append(col >= F.lit(stats["max_value"]))
+        elif check.name == "in_range":
+            lo, hi = F.lit(stats["min_value"]), F.lit(stats["max_value"])
+            parts.append((col < lo) if stats.get("include_min", True) else (col <= lo))
+            parts.append((col > hi) if stats.get("include_max", True) else (col >= hi))
+        elif check.name == "isin":
+            parts.append(~col.isin(list(stats["allowed_values"])))
+    # comparisons with null are null: coalesce so a null value only fails the nullability rule
+    parts = [F.coalesce(p, F.lit(False)) for p in parts]
+    return reduce(lambda a, b: a | b, parts) if parts else None
+
+
+def failing_rows_filter(table: str, df: DataFrame) -> Column | None:
+    """Predicate over ``df`` selecting rows that break ``table``'s contract column rules."""
+    schema = CONTRACTS[table].to_schema()
+    preds: list[Column] = []
+    for name, col in schema.columns.items():
+        if name in df.columns:
+            pred = _violation(name, bool(col.nullable), list(col.checks))
+            if pred is not None:
+                preds.append(pred)
+    preds += [
+        F.coalesce(F.col(c).isNull() | (F.col(c) < 0), F.lit(True))
+        for c in COUNT_FAMILIES[table]
+        if c in df.columns
+    ]
+    return reduce(lambda a, b: a | b, preds) if preds else None
+
+
+def _flatten(errors: dict[str, Any]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for kind, by_reason in errors.items():
+        for reason, items in by_reason.items():
+            for item in items:
+                out.append(
+                    {
+                        "kind": f"{kind}/{reason}",
+                        "column": str(item.get("column")),
+                        "check": str(item.get("check")),
+                        "error": str(item.get("error")),
+                    }
+                )
+    return out
+
+
+def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractReport:
+    """Validate ``df`` against ``table``'s contract and count / sample the failing rows."""
+    if table not in CONTRACTS:
+        raise ValueError(f"no contract for {table!r}; known: {sorted(CONTRACTS)}")
+    validated = CONTRACTS[table].validate(df)
+    errors = _flatten(dict(validated.pandera.errors or {}))
+    missing_family = [c for c in COUNT_FAMILIES[table] if c not in df.columns]
+    errors += [
+        {
+            "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
+            "column": c,
+            "check": "column_in_dataframe",
+            "error": f"column '{c}' missing",
+        }
+        for c in missing_family
+    ]
+    predicate = failing_rows_filter(table, df)
+    if predicate is None:
+        return ContractReport(table, errors, 0, [])
+    bad = df.where(predicate)
+    n_bad = bad.count()
+    sample = [row.asDict() for row in bad.limit(sample_size).collect()] if n_bad else []
+    return ContractReport(table, errors, n_bad, sample)
+
+
+__all__ = [
+    "CONTRACTS",
+    "ContextFeaturesModel",
+    "ContractReport",
+    "ItemFeaturesModel",
+    "UserFeaturesModel",
+    "check_contract",
+    "failing_rows_filter",
+]

@@ -1,0 +1,67 @@
+"""Small helpers shared by the model families: sparse state for npz files, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recs_assets.core.models.base import RecommenderError
+
+
+def csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """The arrays of a CSR matrix under ``prefix`` keys, for ``np.savez`` (no pickle)."""
+    m = sp.csr_matrix(m)
+    return {
+        f"{prefix}_data": np.asarray(m.data),
+        f"{prefix}_indices": np.asarray(m.indices, dtype=np.int64),
+        f"{prefix}_indptr": np.asarray(m.indptr, dtype=np.int64),
+        f"{prefix}_shape": np.asarray(m.shape, dtype=np.int64),
+    }
+
+
+def csr_from_state(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
+    """Inverse of ``csr_state``."""
+    shape = tuple(int(s) for s in state[f"{prefix}_shape"])
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
+        shape=shape,
+    )
+
+
+def check_finite(name: str, what: str, arr: np.ndarray) -> None:
+    """Raise ``RecommenderError`` when ``arr`` holds NaN or inf (a diverged fit)."""
+    if not np.all(np.isfinite(arr)):
+        raise RecommenderError(
+            f"{name}: {what} contains NaN or inf (training diverged; lower the learning rate "
+            "or raise the regularization)"
+        )
+
+
+def positive(name: str, **values: float) -> None:
+    """Raise ``RecommenderError`` unless every given hyper-parameter is > 0."""
+    for key, value in values.items():
+        if not value > 0:
+            raise RecommenderError(f"{name}: {key} must be > 0, got {value!r}")
+
+
+def holdout_split(
+    matrix: sp.csr_matrix, fraction: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Per user, move round(fraction * n) random interactions (at most n - 1) to a second matrix.
+
+    Returns (kept, held_out); kept + held_out == matrix and the two never overlap.
+    """
+    rng = np.random.default_rng(seed)
+    m = sp.csr_matrix(matrix)
+    held = np.zeros(m.nnz, dtype=bool)
+    for u in range(m.shape[0]):
+        lo, hi = m.indptr[u], m.indptr[u + 1]
+        n_out = min(int(round(fraction * (hi - lo))), max(hi - lo - 1, 0))
+        if n_out:
+            held[lo + rng.choice(hi - lo, size=n_out, replace=False)] = True
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
+
+    return part(~held), part(held)

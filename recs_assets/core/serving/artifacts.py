@@ -1,0 +1,249 @@
+"""The files a served model is made of, and ``ServingModel``, which loads them back.
+
+A serving folder (the BentoML model's directory) holds::
+
+    model/params.json, model/state.npz   the fitted Recommender (Recommender.save)
+    ids.json                             user and item id maps (external string ids)
+    train.npz                            training interactions (CSR arrays) for exclude_seen
+    popularity.npy                       fallback score per item (cold start, broken model)
+    items.json                           title and categories per item, aligned with item ids
+    serving.json                         format version and model family name
+    user_features.json                   (feature-based models only) the user-feature encoder
+                                         (``FeatureEncoder``): bins and vocabularies of training
+
+No pickle anywhere. The model class is chosen from ``params.json``'s ``name`` through
+``MODEL_CLASSES``; add a family there (or in ``recs_assets.core.models.registry``) to serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recs_assets.core.models._helpers import csr_from_state, csr_state
+from recs_assets.core.models.base import InteractionMatrix, Recommender, RecommenderError
+from recs_assets.core.models.ease import EASERecommender
+from recs_assets.core.models.feature_encoder import FeatureEncoder
+from recs_assets.core.models.popularity import PopularityRecommender
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+USER_FEATURES_FILE = "user_features.json"
+
+MODEL_CLASSES: dict[str, type[Recommender]] = {
+    PopularityRecommender.name: PopularityRecommender,
+    EASERecommender.name: EASERecommender,
+}
+
+# What loading a broken or unknown model folder raises; anything else is a bug and propagates.
+LOAD_ERRORS: tuple[type[BaseException], ...] = (
+    RecommenderError,
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    NotImplementedError,
+)
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The ``Recommender`` class saved under family ``name``.
+
+    Looks in ``MODEL_CLASSES`` first, then in ``recs_assets.core.models.registry.MODEL_FACTORIES`` for
+    factories that are ``Recommender`` subclasses.
+    """
+    if name in MODEL_CLASSES:
+        return MODEL_CLASSES[name]
+    from recs_assets.core.models.registry import MODEL_FACTORIES
+
+    factory = MODEL_FACTORIES.get(name)
+    if isinstance(factory, type) and issubclass(factory, Recommender):
+        return factory
+    known = sorted(set(MODEL_CLASSES) | set(MODEL_FACTORIES))
+    raise RecommenderError(f"no loadable model class for family {name!r}; known: {known}")
+
+
+def write_artifacts(
+    folder: Path,
+    model: Recommender,
+    train: InteractionMatrix,
+    item_meta: pd.DataFrame,
+    popularity: np.ndarray,
+    user_encoder: FeatureEncoder | None = None,
+) -> dict[str, Any]:
+    """Write everything ``ServingModel.load`` needs into ``folder``; returns summary metadata.
+
+    ``item_meta`` needs ``item_id`` and ``title`` columns (``categories`` optional, ``|``-joined);
+    items of ``train`` missing from it get their id as title. ``popularity`` is one finite score per
+    item of ``train`` (higher is more popular). ``user_encoder``: how the model's user side
+    features were encoded (feature-based models), so the service can encode a new user's online
+    features; written as ``user_features.json``.
+    """
+    popularity = np.asarray(popularity, dtype=np.float64)
+    if popularity.shape != (train.n_items,):
+        raise RecommenderError(
+            f"popularity has shape {popularity.shape}, expected ({train.n_items},) "
+            "(one score per item of the training matrix)"
+        )
+    if not np.all(np.isfinite(popularity)):
+        raise RecommenderError("popularity contains NaN or inf")
+    missing_cols = {"item_id", "title"} - set(item_meta.columns)
+    if missing_cols:
+        raise RecommenderError(f"item metadata lacks columns {sorted(missing_cols)}")
+    if model.n_items_ != train.n_items or model.n_users_ != train.n_users:
+        raise RecommenderError(
+            f"model was fitted on {model.n_users_} users x {model.n_items_} items but the "
+            f"training matrix has {train.n_users} x {train.n_items}"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model")
+    ids = {
+        "user_ids": [str(u) for u in train.user_ids],
+        "item_ids": [str(i) for i in train.item_ids],
+    }
+    (folder / "ids.json").write_text(json.dumps(ids))
+    np.savez(folder / "train.npz", **csr_state("train", train.matrix))
+    np.save(folder / "popularity.npy", popularity)
+    meta = item_meta.assign(item_id=item_meta["item_id"].astype(str)).drop_duplicates("item_id")
+    meta = meta.set_index("item_id").reindex(ids["item_ids"])
+    titles = (
+        meta["title"]
+        .astype(object)
+        .where(meta["title"].notna(), pd.Series(meta.index, index=meta.index))
+    )
+    cats = meta["categories"] if "categories" in meta.columns else pd.Series(None, index=meta.index)
+    items = {
+        "title": [str(t) for t in titles],
+        "categories": [str(c) if isinstance(c, str) else "" for c in cats.astype(object)],
+    }
+    (folder / "items.json").write_text(json.dumps(items))
+    info: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_name": model.name,
+        "n_users": train.n_users,
+        "n_items": train.n_items,
+        "n_interactions": train.nnz,
+        "items_without_metadata": int(meta["title"].isna().sum()),
+    }
+    if user_encoder is not None:
+        (folder / USER_FEATURES_FILE).write_text(json.dumps(user_encoder.to_json()))
+        info["user_features"] = {
+            "n_features": user_encoder.n_features,
+            "columns": list(user_encoder.column_names),
+        }
+    (folder / "serving.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+@dataclass
+class ServingModel:
+    """Everything a service worker serves from, loaded from a serving folder.
+
+    Attributes:
+        train: training interactions with the user/item id maps.
+        popularity: fallback score per item.
+        popular_order: item indices by descending popularity (ties by index).
+        titles: title per item.
+        categories: ``|``-joined categories per item (empty string when unknown).
+        model_name: family name from ``params.json``.
+        recommender: the fitted model, or None when it failed to load.
+        load_error: why the model failed to load (None when it loaded).
+        labels: labels of the BentoML model (model version, run id, data version).
+        version: the model version reported in answers.
+        user_encoder: the user-feature encoder of a feature-based model (None: the model scores
+            known users only; unknown users get popularity).
+    """
+
+    train: InteractionMatrix
+    popularity: np.ndarray
+    popular_order: np.ndarray
+    titles: np.ndarray
+    categories: np.ndarray
+    model_name: str
+    recommender: Recommender | None = None
+    load_error: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    version: str = "unknown"
+    user_encoder: FeatureEncoder | None = None
+
+    @classmethod
+    def load(
+        cls, path: str | Path, labels: dict[str, str] | None = None, version: str | None = None
+    ) -> ServingModel:
+        """Load a serving folder written by ``write_artifacts``.
+
+        Missing id maps, training matrix, popularity or item files raise (nothing can be served
+        without them). A model that fails to load is logged and kept as ``load_error``; the
+        service then answers from popularity.
+        """
+        folder = Path(path)
+        info = json.loads((folder / "serving.json").read_text())
+        if info.get("format_version") != FORMAT_VERSION:
+            raise RecommenderError(
+                f"{folder} has serving format {info.get('format_version')!r}, "
+                f"this code reads {FORMAT_VERSION}"
+            )
+        ids = json.loads((folder / "ids.json").read_text())
+        with np.load(folder / "train.npz", allow_pickle=False) as z:
+            matrix = csr_from_state("train", {k: z[k] for k in z.files})
+        train = InteractionMatrix(
+            matrix.astype(np.float32),
+            np.asarray(ids["user_ids"], dtype=object),
+            np.asarray(ids["item_ids"], dtype=object),
+        )
+        popularity = np.load(folder / "popularity.npy", allow_pickle=False)
+        items = json.loads((folder / "items.json").read_text())
+        labels = dict(labels or {})
+        serving = cls(
+            train=train,
+            popularity=popularity,
+            popular_order=np.argsort(-popularity, kind="stable"),
+            titles=np.asarray(items["title"], dtype=object),
+            categories=np.asarray(items["categories"], dtype=object),
+            model_name=str(info.get("model_name", "unknown")),
+            labels=labels,
+            version=version or labels.get("model_version") or "unknown",
+        )
+        encoder_file = folder / USER_FEATURES_FILE
+        if encoder_file.exists():
+            try:
+                serving.user_encoder = FeatureEncoder.from_json(
+                    json.loads(encoder_file.read_text())
+                )
+            except LOAD_ERRORS as exc:  # new users then get popularity; known users are served
+                logger.error(
+                    "user-feature encoder in %s failed to load, new users get popularity: %s: %s",
+                    folder,
+                    type(exc).__name__,
+                    exc,
+                )
+        try:
+            serving.recommender = load_recommender(folder / "model")
+            if (serving.recommender.n_users_, serving.recommender.n_items_) != matrix.shape:
+                raise RecommenderError(
+                    f"model shape ({serving.recommender.n_users_}, "
+                    f"{serving.recommender.n_items_}) does not match the id maps {matrix.shape}"
+                )
+        except LOAD_ERRORS as exc:
+            serving.recommender = None
+            serving.load_error = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "model %s in %s failed to load, serving popularity fallback: %s",
+                serving.model_name,
+                folder,
+                serving.load_error,
+            )
+        return serving
+
+
+def load_recommender(folder: Path) -> Recommender:
+    """Load the ``Recommender`` saved in ``folder`` by the class its ``params.json`` names."""
+    meta = json.loads((folder / "params.json").read_text())
+    return model_class(str(meta["name"])).load(folder)

@@ -1,0 +1,73 @@
+"""Export a fitted ``Recommender`` into the BentoML model store, ready for ``bento/service.py``.
+
+The BentoML model's folder is a serving folder (see ``recs_assets.core.serving.artifacts``); its labels
+say which model version, Dagster run and data version it came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from recs_assets.core.models.base import InteractionMatrix, Recommender, RecommenderError
+from recs_assets.core.models.feature_encoder import FeatureEncoder
+from recs_assets.core.serving.artifacts import ServingModel, write_artifacts
+
+DEFAULT_MODEL_NAME = "recs_recommender"
+REQUIRED_LABELS: tuple[str, ...] = ("model_version", "dagster_run_id", "data_version")
+
+
+def export_model(
+    model: Recommender,
+    train: InteractionMatrix,
+    item_meta: pd.DataFrame,
+    popularity: np.ndarray,
+    labels: dict[str, str],
+    name: str = DEFAULT_MODEL_NAME,
+    metadata: dict[str, Any] | None = None,
+    user_encoder: FeatureEncoder | None = None,
+) -> bentoml.Tag:
+    """Save ``model`` with its id maps, training matrix, popularity and item metadata.
+
+    Args:
+        model: a fitted recommender whose shape matches ``train``.
+        train: the interactions it was fitted on (used for exclude_seen and co-occurrence).
+        item_meta: frame with ``item_id``, ``title`` and optionally ``categories``.
+        popularity: fallback score per item of ``train``.
+        labels: must contain ``model_version``, ``dagster_run_id`` and ``data_version``.
+        name: BentoML model name.
+        metadata: extra JSON-serializable metadata (e.g. evaluation metrics).
+        user_encoder: the user-feature encoder of a feature-based model (``user_features.json``).
+
+    Returns:
+        The tag (``name:version``) of the new BentoML model.
+    """
+    missing = [k for k in REQUIRED_LABELS if not labels.get(k)]
+    if missing:
+        raise RecommenderError(f"export labels lack {missing}; got {sorted(labels)}")
+    labels = {str(k): str(v) for k, v in labels.items()}
+    with bentoml.models.create(name, labels=labels, metadata=dict(metadata or {})) as bento_model:
+        info = write_artifacts(
+            Path(bento_model.path), model, train, item_meta, popularity, user_encoder
+        )
+        bento_model.info.metadata.update(info)
+    return bento_model.tag
+
+
+def load_serving_model(tag: str) -> ServingModel:
+    """Load the BentoML model ``tag`` from the local model store as a ``ServingModel``."""
+    stored = bentoml.models.get(tag)
+    return serving_model_from_store(stored)
+
+
+def serving_model_from_store(stored: bentoml.Model) -> ServingModel:
+    """A ``ServingModel`` from a stored BentoML model (labels kept; version from its labels)."""
+    labels = {str(k): str(v) for k, v in stored.info.labels.items()}
+    version = labels.get("model_version") or str(stored.tag.version)
+    serving = ServingModel.load(stored.path, labels=labels, version=version)
+    serving.labels.setdefault("bento_tag", str(stored.tag))
+    return serving

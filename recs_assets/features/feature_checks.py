@@ -1,0 +1,64 @@
+"""Blocking contract checks on the feature tables: pandera on Spark, failing rows in metadata."""
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+
+from recs_assets.core.features.table_contracts import check_contract
+from recs_assets.core.features.tables import FeatureTable
+from recs_assets.features.spark_resource import SparkResource
+
+
+def contract_check(table: str) -> AssetChecksDefinition:
+    """A blocking check that validates ``table``'s Parquet against its pandera contract."""
+
+    @asset_check(
+        asset=table,
+        name=f"{table}_contract",
+        blocking=True,
+        description=f"{table} satisfies its pandera.pyspark contract (keys, types, ranges).",
+    )
+    def _check(
+        context: AssetCheckExecutionContext, spark: SparkResource, feature_table: FeatureTable
+    ) -> AssetCheckResult:
+        df = spark.get_session().read.parquet(feature_table.path)
+        report = check_contract(table, df)
+        sample = pd.DataFrame(report.sample)
+        metadata = {
+            "failing_rows": MetadataValue.int(report.failing_rows),
+            "row_count": MetadataValue.int(feature_table.row_count),
+            "pandera_errors": MetadataValue.json(report.errors),
+            "failing_sample": MetadataValue.md(
+                sample.to_markdown(index=False) if not sample.empty else "(none)"
+            ),
+            "message": MetadataValue.text(report.message()),
+        }
+        if not report.passed:
+            context.log.error(report.message())
+        return AssetCheckResult(
+            passed=report.passed,
+            severity=AssetCheckSeverity.ERROR,
+            description=report.message(),
+            metadata=metadata,
+        )
+
+    return _check
+
+
+user_features_contract = contract_check("user_features")
+item_features_contract = contract_check("item_features")
+context_features_contract = contract_check("context_features")
+
+FEATURE_CHECKS: list[AssetChecksDefinition] = [
+    user_features_contract,
+    item_features_contract,
+    context_features_contract,
+]
+
+__all__ = ["FEATURE_CHECKS", "contract_check"]

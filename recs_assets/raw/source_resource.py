@@ -1,0 +1,74 @@
+"""Where the Phase 1 tables come from: one resource, three kinds (synthetic, files, movielens).
+
+``RECS_SOURCE`` picks the source for a deployment (see ``Phase1Source.from_env``):
+``synthetic`` | ``synthetic:<preset>`` | ``files:<folder>`` | ``movielens:<folder>``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource
+
+from recs_assets.core.phase1.files import read_tables
+from recs_assets.core.phase1.movielens import load_movielens
+from recs_assets.core.phase1.schema import Phase1Tables
+from recs_assets.core.phase1.synthetic import PRESETS, generate_preset
+
+SOURCE_ENV = "RECS_SOURCE"
+SOURCE_KINDS: tuple[str, ...] = ("synthetic", "files", "movielens")
+
+
+class Phase1Source(ConfigurableResource):
+    """The upstream of the raw Phase 1 assets.
+
+    Attributes:
+        kind: ``synthetic`` (generated, ``preset`` and ``seed``), ``files`` (a folder of Parquet or
+            CSV tables at ``path``) or ``movielens`` (the published MovieLens 100K folder at ``path``).
+        path: folder for ``files`` and ``movielens``.
+        preset: synthetic size (``small``, ``1m``, ``10m``).
+        seed: synthetic seed.
+    """
+
+    kind: str = "synthetic"
+    path: str = ""
+    preset: str = "small"
+    seed: int = 42
+
+    def load(self) -> Phase1Tables:
+        """The three tables, pseudonymized, in the canonical columns (not yet validated)."""
+        if self.kind == "synthetic":
+            if self.preset not in PRESETS:
+                raise ValueError(
+                    f"unknown synthetic preset {self.preset!r}; known: {', '.join(PRESETS)}"
+                )
+            return generate_preset(self.preset, seed=self.seed).tables
+        if self.kind in ("files", "movielens"):
+            if not self.path:
+                raise ValueError(f"Phase1Source kind {self.kind!r} needs a path")
+            if self.kind == "files":
+                return read_tables(self.path)
+            return load_movielens(self.path)
+        raise ValueError(
+            f"unknown Phase1Source kind {self.kind!r}; use one of {', '.join(SOURCE_KINDS)}"
+        )
+
+    @classmethod
+    def from_spec(cls, spec: str, seed: int = 42) -> Phase1Source:
+        """Parse ``synthetic``, ``synthetic:1m``, ``files:/path`` or ``movielens:/path``."""
+        kind, _, arg = spec.strip().partition(":")
+        if kind == "synthetic":
+            return cls(kind="synthetic", preset=arg or "small", seed=seed)
+        if kind in ("files", "movielens"):
+            if not arg:
+                raise ValueError(f"{SOURCE_ENV}={spec!r}: {kind} needs a folder, e.g. {kind}:/data")
+            return cls(kind=kind, path=arg)
+        raise ValueError(
+            f"{SOURCE_ENV}={spec!r}: unknown kind {kind!r}; use synthetic[:preset], files:/path "
+            "or movielens:/path"
+        )
+
+    @classmethod
+    def from_env(cls) -> Phase1Source:
+        """The source named by ``$RECS_SOURCE`` (default ``synthetic``)."""
+        return cls.from_spec(os.environ.get(SOURCE_ENV, "") or "synthetic")

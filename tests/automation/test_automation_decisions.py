@@ -1,0 +1,93 @@
+"""The pure decisions behind sensors and schedules, on hand-written inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recs_assets.core.automation_decisions import (
+    CheckOutcome,
+    decide_daily_retrain,
+    decide_drift_retrain,
+    decide_retrain,
+    fingerprint,
+    freshness_transitions,
+    new_check_failures,
+)
+
+
+def test_decide_retrain_new_changed_and_unchanged_files() -> None:
+    first = decide_retrain({"b1.parquet": 100.0}, None)
+    assert first.new_files == ("b1.parquet",)
+    assert first.run_key is not None and first.run_key.startswith("landing-")
+    assert json.loads(first.cursor) == {"b1.parquet": 100.0}
+
+    same = decide_retrain({"b1.parquet": 100.0}, first.cursor)
+    assert (same.new_files, same.run_key, same.cursor) == ((), None, first.cursor)
+
+    # b2 is new and b1 was rewritten (mtime moved): both go in one run
+    both = decide_retrain({"b1.parquet": 150.0, "b2.csv": 120.0}, first.cursor)
+    assert both.new_files == ("b1.parquet", "b2.csv")
+    assert both.run_key != first.run_key
+    # the key depends only on the files: evaluating the same state twice gives the same key
+    assert (
+        decide_retrain({"b1.parquet": 150.0, "b2.csv": 120.0}, first.cursor).run_key == both.run_key
+    )
+
+    gone = decide_retrain({}, both.cursor)  # files removed: nothing to run, forgotten
+    assert gone.run_key is None and json.loads(gone.cursor) == {}
+
+
+def test_decide_retrain_rejects_a_bad_cursor() -> None:
+    with pytest.raises(ValueError, match="landing cursor is not JSON"):
+        decide_retrain({}, "not json")
+
+
+def _o(check: str, rid: int, passed: bool, severity: str = "ERROR") -> CheckOutcome:
+    return CheckOutcome(check, rid, passed, severity, run_id=f"r{rid}")
+
+
+def test_new_check_failures_acts_once_per_evaluation() -> None:
+    outcomes = [_o("feature_drift/within", 5, False), _o("prediction_drift/within", 3, True)]
+    d = new_check_failures(outcomes, None)
+    assert [f.record_id for f in d.failures] == [5]
+    assert d.run_key == "checks-feature_drift.within@5"
+    assert json.loads(d.cursor) == {"feature_drift/within": 5, "prediction_drift/within": 3}
+    # same records again: nothing new
+    again = new_check_failures(outcomes, d.cursor)
+    assert again.failures == () and again.run_key is None
+    # a newer failing evaluation of the other check
+    later = new_check_failures([_o("prediction_drift/within", 9, False)], d.cursor)
+    assert [f.check for f in later.failures] == ["prediction_drift/within"]
+
+
+def test_drift_retrain_ignores_warnings_unless_asked() -> None:
+    warn = [_o("feature_drift/within", 7, False, "WARN")]
+    assert decide_drift_retrain(warn, None).run_key is None
+    assert (
+        decide_drift_retrain(warn, None, retrain_on_warn=True).run_key
+        == "checks-feature_drift.within@7"
+    )
+    assert decide_drift_retrain([_o("feature_drift/within", 8, True)], None).run_key is None
+
+
+def test_daily_retrain_runs_only_on_change() -> None:
+    data, code = fingerprint({"landing/b1": "1"}), fingerprint({"a.py": "x"})
+    assert decide_daily_retrain(data, code, None, None).run
+    unchanged = decide_daily_retrain(data, code, data, code)
+    assert not unchanged.run and "unchanged" in unchanged.reason
+    assert decide_daily_retrain("d2", code, data, code).reason == "data changed"
+    assert decide_daily_retrain("d2", "c2", data, code).reason == "data and code changed"
+    # fingerprints do not depend on the order of the parts
+    assert fingerprint({"a": "1", "b": "2"}) == fingerprint({"b": "2", "a": "1"})
+
+
+def test_freshness_transitions_alert_once_per_failure() -> None:
+    stale, cur = freshness_transitions({"user_features": "FAIL", "raw_items": "PASS"}, None)
+    assert stale == ["user_features"]
+    stale, cur = freshness_transitions({"user_features": "FAIL"}, cur)
+    assert stale == []  # still failing: no second alert
+    stale, cur = freshness_transitions({"user_features": "PASS"}, cur)
+    stale, _ = freshness_transitions({"user_features": "FAIL"}, cur)
+    assert stale == ["user_features"]  # failed again after recovering

@@ -1,0 +1,182 @@
+"""Sensors and the daily schedule against a real (temporary) Dagster instance.
+
+The drift case runs the real ``feature_drift`` asset and check on synthetic data with a landed batch:
+shifted tastes fail the check and the sensor requests retraining; an unshifted batch does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SensorResult,
+    SkipReason,
+    asset,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+from dagster._core.test_utils import create_run_for_test
+
+from recs_assets.automation.jobs import refresh_job, retrain_job
+from recs_assets.automation.schedules import (
+    CODE_TAG,
+    DATA_TAG,
+    SCHEDULE_TAG,
+    build_daily_retrain_schedule,
+)
+from recs_assets.automation.sensors import build_drift_retrain_sensor, build_landing_sensor
+from recs_assets.core.phase1.synthetic import generate_batch, generate_preset
+from recs_assets.monitoring.feature_drift import feature_drift, feature_drift_within_limits
+
+
+@pytest.fixture()
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+def _touch(path: Path, mtime: float) -> None:
+    path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+
+
+def test_landing_sensor_requests_once_per_new_batch(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    sensor_def = build_landing_sensor(refresh_job, landing_dir=str(tmp_path))
+
+    empty = sensor_def(build_sensor_context(cursor=None, instance=instance))
+    assert isinstance(empty, SensorResult) and empty.run_requests == []
+    assert empty.cursor == "{}"
+
+    _touch(tmp_path / "batch-1.parquet", 1000.0)
+    first = sensor_def(build_sensor_context(cursor=empty.cursor, instance=instance))
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_key.startswith("landing-")
+    assert request.tags["recs/batches"] == "batch-1.parquet"
+    assert json.loads(first.cursor) == {"batch-1.parquet": 1000.0}
+
+    again = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
+    assert again.run_requests == [] and again.cursor == first.cursor
+
+    _touch(tmp_path / "batch-2.csv", 2000.0)
+    second = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
+    assert [r.tags["recs/batches"] for r in second.run_requests] == ["batch-2.csv"]
+    assert json.loads(second.cursor) == {"batch-1.parquet": 1000.0, "batch-2.csv": 2000.0}
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return generate_preset("small", seed=42)
+
+
+def _materialize_drift(synthetic, shift: float, instance: DagsterInstance) -> bool:
+    base = synthetic.tables.interactions
+    batch = generate_batch(
+        synthetic.ground_truth, 3000, base["timestamp"].max(), days=1.0, seed=5, taste_shift=shift
+    )
+    events = pd.concat([base, batch], ignore_index=True)
+
+    @asset(name="raw_interactions")
+    def raw_interactions_stub() -> pd.DataFrame:
+        return events
+
+    @asset(name="raw_items")
+    def raw_items_stub() -> pd.DataFrame:
+        return synthetic.tables.items
+
+    result = materialize(
+        [raw_interactions_stub, raw_items_stub, feature_drift, feature_drift_within_limits],
+        instance=instance,
+        raise_on_error=True,
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 1
+    return evaluations[0].passed
+
+
+def test_drift_sensor_retrains_on_shifted_tastes_only(synthetic, instance: DagsterInstance) -> None:
+    sensor_def = build_drift_retrain_sensor(retrain_job)
+
+    assert _materialize_drift(synthetic, 0.0, instance) is True
+    calm = sensor_def(build_sensor_context(cursor=None, instance=instance))
+    assert calm.run_requests == []  # unshifted batch: the check passed, no retraining
+    check_key = "feature_drift:feature_drift_within_limits"
+    first_id = json.loads(calm.cursor)[check_key]
+
+    assert _materialize_drift(synthetic, 1.0, instance) is False
+    drifted = sensor_def(build_sensor_context(cursor=calm.cursor, instance=instance))
+    assert len(drifted.run_requests) == 1
+    request = drifted.run_requests[0]
+    assert request.tags["recs/trigger"] == "drift"
+    new_id = json.loads(drifted.cursor)[check_key]
+    assert new_id > first_id
+    assert request.run_key == f"checks-feature_drift.feature_drift_within_limits@{new_id}"
+
+    # the same failed evaluation does not retrain twice
+    again = sensor_def(build_sensor_context(cursor=drifted.cursor, instance=instance))
+    assert again.run_requests == []
+
+
+def test_daily_schedule_skips_when_nothing_changed(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    landing, code = tmp_path / "landing", tmp_path / "code"
+    landing.mkdir()
+    (code / "recs_assets").mkdir(parents=True)
+    (code / "recs_assets" / "m.py").write_text("x = 1\n")
+    (code / "pyproject.toml").write_text("[project]\n")
+    sched = build_daily_retrain_schedule(refresh_job, landing_dir=str(landing), code_root=str(code))
+
+    def evaluate() -> RunRequest | SkipReason:
+        return sched(build_schedule_context(instance=instance))
+
+    first = evaluate()
+    assert isinstance(first, RunRequest)
+    assert first.tags["recs/reason"] == "no earlier scheduled retrain"
+
+    def record_success(request: RunRequest) -> None:
+        create_run_for_test(
+            instance,
+            job_name=refresh_job.name,
+            status=DagsterRunStatus.SUCCESS,
+            tags={**request.tags, SCHEDULE_TAG: "daily_retrain"},
+        )
+
+    record_success(first)
+    skipped = evaluate()
+    assert isinstance(skipped, SkipReason)
+    assert "unchanged" in skipped.skip_message
+
+    _touch(landing / "batch-1.parquet", 1234.0)
+    data_changed = evaluate()
+    assert isinstance(data_changed, RunRequest)
+    assert data_changed.tags["recs/reason"] == "data changed"
+    assert data_changed.tags[CODE_TAG] == first.tags[CODE_TAG]
+    assert data_changed.tags[DATA_TAG] != first.tags[DATA_TAG]
+    record_success(data_changed)
+
+    (code / "recs_assets" / "m.py").write_text("x = 2\n")
+    code_changed = evaluate()
+    assert (
+        isinstance(code_changed, RunRequest) and code_changed.tags["recs/reason"] == "code changed"
+    )
+
+    # a failed run does not count: the next evaluation still wants to run
+    create_run_for_test(
+        instance,
+        job_name=refresh_job.name,
+        status=DagsterRunStatus.FAILURE,
+        tags={**code_changed.tags, SCHEDULE_TAG: "daily_retrain"},
+    )
+    assert isinstance(evaluate(), RunRequest)

@@ -1,0 +1,216 @@
+"""The BentoML service over HTTP: in-process ASGI, then ``bentoml serve`` with real Redis."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from serving_helpers import (
+    LABELS,
+    model_store,
+    service_asgi,
+    start_redis,
+    tiny_items,
+    write_serving_folder,
+)
+
+from recs_assets.core.serving.export import export_model
+from recs_assets.core.serving.launch import Service, free_port, start_service
+
+ENDPOINTS = ["/recommend", "/recommend_batch", "/similar_items", "/score", "/model_info"]
+
+
+def export_tiny(home: Path) -> str:
+    """Export the tiny popularity model into ``home`` (a BENTOML_HOME); returns its tag."""
+    serving = write_serving_folder(home.parent / "fit")
+    with model_store(home):
+        tag = export_model(
+            serving.recommender, serving.train, tiny_items(), serving.popularity, LABELS
+        )
+    return str(tag)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:
+    """Start ``bentoml serve`` with extra env; yields a function env -> base URL. Stops it after."""
+    services: list[Service] = []
+
+    def start(env: dict[str, str]) -> str:
+        full_env = {
+            **os.environ,
+            "BENTOML_HOME": str(tmp_path / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "True",
+            **env,
+        }
+        service = start_service(full_env, tmp_path / f"serve-{len(services)}.log")
+        services.append(service)
+        return service.url
+
+    yield start
+    for service in services:
+        service.stop()
+
+
+def test_service_through_asgi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service app in-process (lifespan runs on_startup): answers, 4xx, OpenAPI."""
+    from starlette.testclient import TestClient
+
+    home = tmp_path / "bentoml"
+    export_tiny(home)
+    monkeypatch.delenv("RECS_REDIS_URL", raising=False)
+    with model_store(home), TestClient(service_asgi(), raise_server_exceptions=False) as client:
+        r = client.post("/recommend", json={"user_id": "u3", "k": 2})
+        assert r.status_code == 200
+        body = r.json()
+        # u3 saw i0, i1: next by popularity are i2 (3 users), i3 (2 users)
+        assert [it["item_id"] for it in body["items"]] == ["i2", "i3"]
+        assert (body["source"], body["model_version"], body["variant"]) == (
+            "model",
+            "v-test-1",
+            "champion",
+        )
+        assert client.post("/recommend", json={"user_id": "u3", "k": 2}).json()["source"] == "cache"
+        assert client.post("/recommend", json={"user_id": "ghost"}).json()["source"] == "fallback"
+        info = client.post("/model_info", json={}).json()
+        assert info["cache"] == "lru" and info["labels"]["dagster_run_id"] == "run-abc"
+        bad = client.post("/recommend", json={"user_id": "u3", "k": 101})
+        assert bad.status_code == 400 and "less than or equal to 100" in bad.text
+        assert client.post("/similar_items", json={"item_id": "zz"}).status_code == 404
+        assert client.get("/readyz").status_code == 200
+        spec = client.get("/docs.json").json()
+        assert set(ENDPOINTS) <= set(spec["paths"])
+        schema = spec["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]
+        assert schema["properties"]["k"]["description"] == "Number of items to return, 1-100."
+
+
+@pytest.mark.slow
+def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
+    """Real server, real Redis db 15 under a unique prefix: answers, 400s, docs, metrics."""
+    export_tiny(tmp_path / "bentoml")
+    prefix = f"recs-http-{uuid.uuid4().hex[:8]}"
+    url = serve({"RECS_REDIS_URL": "redis://127.0.0.1:6379/15", "RECS_CACHE_PREFIX": prefix})
+    import bentoml
+
+    try:
+        with bentoml.SyncHTTPClient(url) as client:
+            first = client.recommend(user_id="u3", k=2)
+            assert [it["item_id"] for it in first["items"]] == ["i2", "i3"]
+            assert first["source"] == "model"
+            assert client.recommend(user_id="u3", k=2)["source"] == "cache"
+            batch = client.recommend_batch(user_ids=["u3", "ghost"], k=2)
+            assert [r["source"] for r in batch["results"]] == ["cache", "fallback"]
+            sim = client.similar_items(item_id="i3", k=2)
+            assert [it["item_id"] for it in sim["items"]] == ["i2", "i1"]  # cosine 0.816, 0.707
+            scores = client.score(user_id="u1", item_ids=["i4", "i0"])
+            assert [s["score"] for s in scores["scores"]] == [1.0, 5.0]  # popularity counts
+        keys = redis.Redis.from_url("redis://127.0.0.1:6379/15").keys(f"{prefix}:*")
+        assert len(keys) == 1  # only u3 (model answer); fallbacks and co-occurrence are not cached
+        assert all(b"recs_recommender-" in k for k in keys)  # keys carry the model version
+
+        bad_requests = [
+            ("/recommend", {"user_id": "u1", "k": 0}),
+            ("/recommend", {"user_id": "u1", "k": "ten"}),
+            ("/recommend", {"k": 3}),
+            ("/recommend", {"user_id": 17}),
+            ("/recommend_batch", {"user_ids": []}),
+            ("/recommend_batch", {"user_ids": [f"u{i}" for i in range(1001)]}),
+            ("/score", {"user_id": "u1", "item_ids": "i0"}),
+        ]
+        for path, payload in bad_requests:
+            r = httpx.post(url + path, json=payload, timeout=10)
+            assert r.status_code == 400, (path, payload, r.text)
+            assert "error" in r.text
+        r = httpx.post(
+            url + "/score", json={"user_id": "u1", "item_ids": ["i0", "nope"]}, timeout=10
+        )
+        assert r.status_code == 404 and "nope" in r.text
+
+        page = httpx.get(url + "/", timeout=10)
+        assert page.status_code == 200 and "swagger" in page.text.lower()
+        spec = httpx.get(url + "/docs.json", timeout=10).json()
+        assert set(ENDPOINTS) <= set(spec["paths"])
+        for path in ENDPOINTS:
+            props = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"][
+                "schema"
+            ]
+            for name, prop in props.get("properties", {}).items():
+                assert prop.get("description"), f"{path} field {name} has no description"
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+        assert 'recs_cache_total{result="hit"} 2.0' in metrics
+        assert 'recs_fallbacks_total{reason="unknown_user"} 1.0' in metrics
+        assert (
+            'recs_model_info{loaded="true",model_name="popularity",model_version="v-test-1"'
+            in metrics
+        )
+        assert "bentoml_service_request_total" in metrics
+    finally:
+        client15 = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+        stale = client15.keys(f"{prefix}:*")
+        if stale:
+            client15.delete(*stale)
+
+
+@pytest.mark.slow
+def test_redis_dying_mid_traffic_fails_no_request(
+    tmp_path: Path, serve, record_property: Callable[[str, object], None]
+) -> None:
+    """Kill the cache's redis-server under load: every request still succeeds; it reconnects."""
+    export_tiny(tmp_path / "bentoml")
+    redis_port = free_port()
+    redis_proc = start_redis(redis_port, tmp_path)
+    url = serve(
+        {
+            "RECS_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "RECS_REDIS_BACKOFF_S": "0.5",
+            "RECS_REDIS_TIMEOUT_S": "0.2",
+        }
+    )
+    statuses: list[int] = []
+    sources: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            i = 0
+            while not stop.is_set():
+                r = http.post("/recommend", json={"user_id": f"u{i % 6}", "k": 2})
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    sources.append(r.json()["source"])
+                i += 1
+
+    workers = [threading.Thread(target=traffic) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(2.0)
+        before_kill = len(statuses)
+        redis_proc.kill()  # SIGKILL: open connections are reset mid-traffic
+        redis_proc.wait(10)
+        time.sleep(2.0)
+        during_outage = len(statuses) - before_kill
+        redis_proc = start_redis(redis_port, tmp_path)  # Redis comes back on the same port
+        time.sleep(2.5)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+        redis_proc.kill()
+        redis_proc.wait(10)
+    assert statuses and all(s == 200 for s in statuses), sorted(set(statuses))
+    assert before_kill > 10 and during_outage > 10  # traffic really flowed in both phases
+    info = httpx.post(url + "/model_info", json={}, timeout=10).json()
+    record_property("requests", len(statuses))
+    record_property("during_outage", during_outage)
+    record_property("cache_errors", info["cache_errors"])
+    assert info["cache_errors"] >= 1  # the outage was seen and counted
+    assert "cache" in sources[-20:]  # hits again after Redis came back: reconnected
