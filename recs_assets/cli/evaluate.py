@@ -37,7 +37,7 @@ def load_source(spec: str) -> Phase1Tables:
         source = Phase1Source.from_spec(spec)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--source") from None
-    result = validate_tables(source.load(), pd.Timestamp.now(tz="UTC"))
+    result = validate_tables(source.load(), pd.Timestamp.now(tz="UTC"), source.contract())
     rejected = len(result.quarantine)
     if rejected:
         click.echo(f"{spec}: {rejected} rows quarantined by validation", err=True)

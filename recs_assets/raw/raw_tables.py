@@ -69,7 +69,7 @@ def raw_tables(
 ) -> Iterator[Output[pd.DataFrame]]:
     """Validated Phase 1 tables and their quarantine, from the ``phase1`` source."""
     now = pd.Timestamp(config.now) if config.now else pd.Timestamp.now(tz="UTC")
-    result = validate_tables(phase1.load(), now=now)
+    result = validate_tables(phase1.load(), now=now, contract=phase1.contract())
     for table, key in RAW_ASSETS.items():
         frame = result.tables.table(table)
         yield Output(

@@ -13,6 +13,7 @@ from dagster import ConfigurableResource
 from recs_assets.core.phase1.files import read_tables
 from recs_assets.core.phase1.movielens import load_movielens
 from recs_assets.core.phase1.schema import Phase1Tables
+from recs_assets.core.phase1.source_contract import SourceContract
 from recs_assets.core.phase1.synthetic import PRESETS, generate_preset
 
 SOURCE_ENV = "RECS_SOURCE"
@@ -28,12 +29,27 @@ class Phase1Source(ConfigurableResource):
         path: folder for ``files`` and ``movielens``.
         preset: synthetic size (``small``, ``1m``, ``10m``).
         seed: synthetic seed.
+        rating_scale: the ratings the source holds (``1-5``, ``0.5-5 step 0.5``, ``1-10``,
+            ``none`` for implicit feedback); empty means the ``files`` folder's manifest
+            (``recs_source.yaml``), else ``1-5``. See ``docs/phase1_schema.md``.
+        event_types: the event types the source sends; empty means the manifest's, else all.
     """
 
     kind: str = "synthetic"
     path: str = ""
     preset: str = "small"
     seed: int = 42
+    rating_scale: str = ""
+    event_types: list[str] = []
+
+    def contract(self) -> SourceContract:
+        """What rows of this source must satisfy beyond the schema (config over manifest)."""
+        declared = (
+            SourceContract.from_folder(self.path)
+            if self.kind == "files" and self.path
+            else SourceContract()
+        )
+        return declared.with_overrides(self.rating_scale, self.event_types)
 
     def load(self) -> Phase1Tables:
         """The three tables, pseudonymized, in the canonical columns (not yet validated)."""

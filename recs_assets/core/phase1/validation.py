@@ -7,7 +7,8 @@ fails a stage is quarantined with every reason found in that stage and skips lat
 0. ``type``: each column is coerced to its canonical dtype on its own; a present value that cannot
    be read (``"abc"`` as a rating or timestamp) fails.
 1. Pandera, per row (``row_schema``): ``not_null`` (required columns), ``allowed_values``
-   (event_type, gender), ``range`` (rating 1-5, age 0-120, price >= 0, quality 0-1),
+   (event_type among the source's event types, gender), ``range`` (rating on the source's declared
+   scale, default 1-5 in whole steps; age 0-120, price >= 0, quality 0-1),
    ``future_timestamp`` (after ``now``), ``rate_needs_rating`` (a ``rate`` event has a rating).
 2. Pandera, among rows that passed (``unique_schema``): ``unique`` (event_id, user_id, item_id)
    and ``duplicate_event`` (same user, item, event_type and timestamp); the first occurrence is
@@ -35,6 +36,7 @@ from recs_assets.core.phase1.schema import (
     Phase1Tables,
     conform,
 )
+from recs_assets.core.phase1.source_contract import HOW_TO_DECLARE, SourceContract
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row_index", "check", "column", "reason", "raw_row")
 # the order in which a row's reasons are listed; the first names the row's ``check``
@@ -51,7 +53,7 @@ CHECK_ORDER: tuple[str, ...] = (
 )
 DUPLICATE_EVENT_KEY: list[str] = ["user_id", "item_id", "event_type", "timestamp"]
 RANGES: dict[str, dict[str, tuple[float | None, float | None]]] = {
-    "interactions": {"rating": (1, 5)},
+    "interactions": {},  # the rating scale is the source's (``SourceContract``)
     "users": {"age": (0, 120)},
     "items": {"price": (0, None), "quality": (0, 1)},
 }
@@ -189,10 +191,14 @@ def coerce_table(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, pd.Data
 # Pandera schemas
 
 
-def row_schema(table: str, now: pd.Timestamp) -> pa.DataFrameSchema:
-    """Per-row checks of ``table``: dtypes, required, allowed values, ranges, not in the future."""
+def row_schema(
+    table: str, now: pd.Timestamp, contract: SourceContract | None = None
+) -> pa.DataFrameSchema:
+    """Per-row checks of ``table``: dtypes, required, allowed values, ranges (ratings on the
+    source's scale), not in the future."""
     now = _utc(now)
-    allowed = {"event_type": EVENT_TYPES, "gender": GENDERS}
+    contract = contract or SourceContract()
+    allowed = {"event_type": contract.accepted_events, "gender": GENDERS}
     columns = {}
     for column, (dtype, required) in TABLE_COLUMNS[table].items():
         checks: list[pa.Check] = []
@@ -204,6 +210,8 @@ def row_schema(table: str, now: pd.Timestamp) -> pa.DataFrameSchema:
                 checks.append(pa.Check.greater_than_or_equal_to(lo))
             else:
                 checks.append(pa.Check.in_range(lo, hi))
+        if table == "interactions" and column == "rating":
+            checks.append(_rating_check(contract))
         if dtype == TS_DTYPE:
             checks.append(pa.Check(lambda s: s <= now, name="not_in_future"))
         columns[column] = pa.Column(dtype, checks=checks, nullable=not required)
@@ -216,6 +224,14 @@ def row_schema(table: str, now: pd.Timestamp) -> pa.DataFrameSchema:
             )
         )
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=True, name=f"{table}_rows")
+
+
+def _rating_check(contract: SourceContract) -> pa.Check:
+    """Present ratings must lie on the declared scale; with no scale, no rating may be present."""
+    scale = contract.rating_scale
+    if scale is None:
+        return pa.Check(lambda s: pd.Series(False, index=s.index), name="no_ratings")
+    return pa.Check(scale.contains, name="rating_scale")
 
 
 def unique_schema(table: str) -> pa.DataFrameSchema:
@@ -249,9 +265,14 @@ def reference_schema(user_ids: pd.Series, item_ids: pd.Series) -> pa.DataFrameSc
 # validation
 
 
-def validate_tables(tables: Phase1Tables, now: pd.Timestamp) -> ValidationResult:
-    """Validate all three tables (interactions last: they must reference valid users and items)."""
+def validate_tables(
+    tables: Phase1Tables, now: pd.Timestamp, contract: SourceContract | None = None
+) -> ValidationResult:
+    """Validate all three tables (interactions last: they must reference valid users and items)
+    against the Phase 1 schema and the source's ``contract`` (default: ratings 1-5, every event
+    type)."""
     now = _utc(now)
+    contract = contract or SourceContract()
     findings: list[pd.DataFrame] = []
     valid: dict[str, pd.DataFrame] = {}
     inputs: dict[str, pd.DataFrame] = {}
@@ -261,13 +282,13 @@ def validate_tables(tables: Phase1Tables, now: pd.Timestamp) -> ValidationResult
         coerced, type_failures = coerce_table(frame, table)
         found = [_type_findings(type_failures, table)]
         alive = coerced.drop(index=type_failures["row"].astype(int).unique())
-        stage_schemas = [row_schema(table, now), unique_schema(table)]
+        stage_schemas = [row_schema(table, now, contract), unique_schema(table)]
         if table == "interactions":
             stage_schemas.append(
                 reference_schema(valid["users"]["user_id"], valid["items"]["item_id"])
             )
         for schema in stage_schemas:
-            stage = _run_schema(schema, alive, table)
+            stage = _run_schema(schema, alive, table, contract)
             found.append(stage)
             alive = alive.drop(index=stage["row_index"].unique())
         findings.append(pd.concat(found, ignore_index=True))
@@ -303,7 +324,9 @@ def _type_findings(failures: pd.DataFrame, table: str) -> pd.DataFrame:
     )
 
 
-def _run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str) -> pd.DataFrame:
+def _run_schema(
+    schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str, contract: SourceContract
+) -> pd.DataFrame:
     """Findings (``_FINDING_COLUMNS``) of one lazy Pandera validation of ``frame``."""
     empty = pd.DataFrame(columns=_FINDING_COLUMNS).astype({"row_index": "int64"})
     if frame.empty:
@@ -321,22 +344,44 @@ def _run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str) -> 
         raise ValueError(f"{table}: schema-level validation failures:\n{unrowed.to_string()}")
     rows = []
     for case in cases.itertuples(index=False):
-        check, column, reason = _describe(str(case.check), str(case.column), case.failure_case)
+        check, column, reason = _describe(
+            str(case.check), str(case.column), case.failure_case, contract
+        )
         rows.append((table, int(case.index), check, column, reason))
     found = pd.DataFrame(rows, columns=_FINDING_COLUMNS)
     # a frame-wide check reports each involved column; keep one finding per row and check
     return found.drop_duplicates(subset=["row_index", "check", "column"])
 
 
-def _describe(check: str, column: str, value: object) -> tuple[str, str, str]:
+def _describe(
+    check: str, column: str, value: object, contract: SourceContract
+) -> tuple[str, str, str]:
     """Pandera's check name and failure case -> (our check, column, human reason)."""
     if check == "not_nullable":
         return "not_null", column, f"{column}: required value is missing"
     if check.startswith("isin(") and column in ("event_type", "gender"):
-        allowed = EVENT_TYPES if column == "event_type" else GENDERS
-        return "allowed_values", column, f"{column}: {value!r} not one of {', '.join(allowed)}"
+        if column == "gender":
+            return "allowed_values", column, f"{column}: {value!r} not one of {', '.join(GENDERS)}"
+        reason = f"{column}: {value!r} not one of {', '.join(contract.accepted_events)}"
+        if value in EVENT_TYPES:  # a Phase 1 event type this source did not declare
+            reason += f" (the event types this source declares; {HOW_TO_DECLARE})"
+        return "allowed_values", column, reason
     if check.startswith(("in_range(", "greater_than_or_equal_to(")):
         return "range", column, f"{column}: {value!r} outside {check}"
+    if check == "rating_scale":
+        return (
+            "range",
+            column,
+            f"{column}: {value!r} is not on the declared rating scale {contract.scale_text} "
+            f"({HOW_TO_DECLARE})",
+        )
+    if check == "no_ratings":
+        return (
+            "range",
+            column,
+            f"{column}: {value!r} given, but the declared rating scale is "
+            f"{contract.scale_text} ({HOW_TO_DECLARE})",
+        )
     if check == "not_in_future":
         return "future_timestamp", column, f"{column}: {value} is in the future"
     if check == "rate_needs_rating":
