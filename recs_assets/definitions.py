@@ -74,6 +74,8 @@ defs = with_freshness_policies(
             sensors.build_drift_retrain_sensor(jobs.retrain_job),
             sensors.run_failure_alert,
             sensors.asset_health_alert,
+            # automation conditions (trending_items) evaluated from the first start
+            sensors.automation_condition_sensor,
         ],
         schedules=[schedules.build_daily_retrain_schedule(jobs.refresh_job)],
         resources=build_resources(),

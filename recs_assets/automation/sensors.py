@@ -15,6 +15,8 @@ from pathlib import Path
 from dagster import (
     AssetCheckKey,
     AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DagsterInstance,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -199,3 +201,16 @@ __all__ = [
     "run_failure_alert",
     "run_failure_payload",
 ]
+
+
+# Dagster creates its default automation-condition sensor STOPPED on a fresh instance, so assets
+# with automation conditions (``trending_items``) would never refresh on their own; this one
+# replaces it and runs from the start.
+automation_condition_sensor = AutomationConditionSensorDefinition(
+    "automation_condition_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates every asset's automation condition (trending_items' cron) and runs "
+    "what is due; running from the first start of an instance.",
+)

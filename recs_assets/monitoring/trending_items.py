@@ -1,5 +1,7 @@
 """Asset ``trending_items``: the top-N time-decayed popular items, published to Redis or Parquet."""
 
+import os
+
 import pandas as pd
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue, Output, asset
 
@@ -7,7 +9,9 @@ from recs_assets.core.monitoring.plots import bar_chart, table_markdown
 from recs_assets.core.monitoring.trending import top_trending, trending_scores
 from recs_assets.monitoring.trending_store import TrendingStore
 
-TRENDING_CRON = "*/5 * * * *"
+TRENDING_CRON_ENV = "RECS_TRENDING_CRON"
+# on_cron: once per window, as soon as raw_interactions updated after the window's tick
+TRENDING_CRON = os.environ.get(TRENDING_CRON_ENV, "") or "*/5 * * * *"
 
 
 class TrendingConfig(Config):
