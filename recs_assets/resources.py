@@ -8,6 +8,10 @@
 
 Every resource also reads its own variable in local mode, so one service at a time can be made real
 (e.g. only ``RECS_REDIS_URL``).
+
+Values that can carry credentials (``SECRET_ENVS``: URLs with passwords or tokens) are passed as
+Dagster ``EnvVar``s, resolved when a run starts: the UI and its GraphQL API show the variable's
+name, never its value.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+
+from dagster import EnvVar
 
 from recs_assets.automation.alerts import AlertWebhook
 from recs_assets.automation.landing_source import LandedPhase1Source
@@ -30,6 +36,9 @@ from recs_assets.serving.cache_resource import ServingCacheResource
 DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
 DEPLOYMENTS = ("local", "production")
 PRODUCTION_REQUIRED = (SOURCE_ENV, "RECS_SPARK_MASTER", "MLFLOW_TRACKING_URI", "RECS_REDIS_URL")
+ALERT_WEBHOOK_ENV = "RECS_ALERT_WEBHOOK"
+MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
+SECRET_ENVS = (REDIS_URL_ENV, MLFLOW_URI_ENV, ALERT_WEBHOOK_ENV)
 
 
 def deployment(env: Mapping[str, str] | None = None) -> str:
@@ -40,6 +49,11 @@ def deployment(env: Mapping[str, str] | None = None) -> str:
     return name
 
 
+def secret(env: Mapping[str, str], name: str) -> str | EnvVar:
+    """``EnvVar(name)`` when ``name`` is set in ``env`` (the UI shows the name only), else ``""``."""
+    return EnvVar(name) if env.get(name) else ""
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The resource dict for the deployment named in ``env`` (default: this process's)."""
     env = os.environ if env is None else env
@@ -47,7 +61,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         missing = [v for v in PRODUCTION_REQUIRED if not env.get(v)]
         if missing:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
-    redis_url = env.get(REDIS_URL_ENV, "")
+    redis_url = secret(env, REDIS_URL_ENV)
     return {
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
         "spark": SparkResource(
@@ -57,8 +71,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "data_dir": DataDirResource(path=env.get("RECS_DATA_DIR", "")),
         "feast": FeastResource(redis_url=redis_url),
-        "mlflow_tracker": MlflowTracker(tracking_uri=env.get("MLFLOW_TRACKING_URI", "")),
+        "mlflow_tracker": MlflowTracker(tracking_uri=secret(env, MLFLOW_URI_ENV)),
         "serving_cache": ServingCacheResource(redis_url=redis_url),
         "trending_store": TrendingStore(redis_url=redis_url),
-        "alert_webhook": AlertWebhook(url=env.get("RECS_ALERT_WEBHOOK", "")),
+        "alert_webhook": AlertWebhook(url=secret(env, ALERT_WEBHOOK_ENV)),
     }

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from recs_assets.core.features.feast_config import export_redis_password
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.serving.cache import Cache, cache_key
 from recs_assets.core.serving.settings import ServingSettings
@@ -67,6 +68,7 @@ def open_feature_store(repo_path: str) -> OnlineStore:
 
     if not (Path(repo_path) / "feature_store.yaml").is_file():
         raise FileNotFoundError(f"no feature_store.yaml in {repo_path}")
+    export_redis_password()  # the file holds ${RECS_REDIS_PASSWORD}, not the password
     return FeatureStore(repo_path=repo_path)
 
 
