@@ -28,6 +28,7 @@ from recs_assets.core.contracts import REDIS_URL_ENV
 from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feast_resource import FeastResource
 from recs_assets.features.spark_resource import SparkResource
+from recs_assets.io_managers.table_io_manager import TABLES_DIR_ENV, TableIOManager
 from recs_assets.models.mlflow_tracker import MlflowTracker
 from recs_assets.monitoring.trending_store import TrendingStore
 from recs_assets.raw.source_resource import SOURCE_ENV
@@ -63,6 +64,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
     redis_url = secret(env, REDIS_URL_ENV)
     return {
+        # DataFrames as Parquet tables (<data dir>/tables), readable by Spark, DuckDB and pandas
+        "io_manager": TableIOManager(root=env.get(TABLES_DIR_ENV, "")),
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
         "spark": SparkResource(
             master=env.get("RECS_SPARK_MASTER", ""),

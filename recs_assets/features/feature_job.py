@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 from dagster import Config, MetadataValue, TableColumn, TableRecord, TableSchema
 from pydantic import Field
 
@@ -60,9 +61,15 @@ def catalog_table(specs: Sequence[FeatureSpec]) -> tuple[TableSchema, list[Table
 def feature_metadata(
     table: FeatureTable, catalog: Sequence[FeatureSpec], preview: pd.DataFrame
 ) -> dict[str, Any]:
-    """Row count, path, snapshots, the feature catalog as a table, and a markdown preview."""
+    """Row count and column schema (the UI's Columns tab), path, snapshots, the feature catalog
+    as a table, and a markdown preview."""
     schema, records = catalog_table(catalog)
+    written = ds.dataset(table.path, format="parquet").schema
     return {
+        "dagster/row_count": table.row_count,
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(f.name, str(f.type)) for f in written]
+        ),
         "row_count": MetadataValue.int(table.row_count),
         "path": MetadataValue.path(table.path),
         "n_columns": MetadataValue.int(len(table.columns)),
