@@ -50,8 +50,8 @@ ui: dagster-home
 
 lint:
 	$(BIN)/lint-imports
-	$(BIN)/ruff check recs_assets tests bench bento
-	$(BIN)/ruff format --check recs_assets tests bench bento
+	$(BIN)/ruff check recs_assets tests bench bento feature_repo
+	$(BIN)/ruff format --check recs_assets tests bench bento feature_repo
 
 clean:
 	rm -rf .dagster_home .data .mlflow .bentoml

@@ -31,7 +31,7 @@ from recs_assets.core.features.transforms.context import context_features  # noq
 from recs_assets.core.features.transforms.item import item_features, top_categories  # noqa: E402
 from recs_assets.core.features.transforms.user import user_features  # noqa: E402
 from recs_assets.core.phase1.schema import Phase1Tables  # noqa: E402
-from recs_assets.features.spark_resource import SparkResource  # noqa: E402
+from recs_assets.platform.spark_resource import SparkResource  # noqa: E402
 
 
 def _tables(name: str) -> Phase1Tables:

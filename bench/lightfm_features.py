@@ -41,7 +41,7 @@ from recs_assets.core.models.base import SideInfo  # noqa: E402
 from recs_assets.core.models.lightfm_model import LightFMRecommender  # noqa: E402
 from recs_assets.core.phase1.movielens import load_movielens  # noqa: E402
 from recs_assets.features.feature_job import FeatureJobConfig  # noqa: E402
-from recs_assets.features.spark_resource import SparkResource  # noqa: E402
+from recs_assets.platform.spark_resource import SparkResource  # noqa: E402
 
 # name -> (LightFM keywords, side features: "fs" feature store, "fs-categories" feature store
 # with item categories only, "raw" item categories from the items table, "" none)

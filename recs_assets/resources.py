@@ -25,12 +25,12 @@ from dagster import EnvVar
 from recs_assets.automation.alerts import AlertWebhook
 from recs_assets.automation.landing_source import LandedPhase1Source
 from recs_assets.core.contracts import REDIS_URL_ENV
-from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feast_resource import FeastResource
-from recs_assets.features.spark_resource import SparkResource
-from recs_assets.io_managers.table_io_manager import TABLES_DIR_ENV, TableIOManager
 from recs_assets.models.mlflow_tracker import MlflowTracker
 from recs_assets.monitoring.trending_store import TrendingStore
+from recs_assets.platform.data_dir import DataDirResource
+from recs_assets.platform.spark_resource import SparkResource
+from recs_assets.platform.table_io_manager import TABLES_DIR_ENV, TableIOManager
 from recs_assets.raw.source_resource import SOURCE_ENV
 from recs_assets.serving.cache_resource import ServingCacheResource
 
@@ -63,15 +63,17 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         if missing:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
     redis_url = secret(env, REDIS_URL_ENV)
+    spark = SparkResource(
+        master=env.get("RECS_SPARK_MASTER", ""),
+        # Laptop-sized data: Spark's default 200 shuffle partitions cost more than the work.
+        conf={"spark.sql.shuffle.partitions": env.get("RECS_SPARK_SHUFFLE_PARTITIONS", "8")},
+    )
     return {
-        # DataFrames as Parquet tables (<data dir>/tables), readable by Spark, DuckDB and pandas
-        "io_manager": TableIOManager(root=env.get(TABLES_DIR_ENV, "")),
+        # DataFrames as Parquet tables (<data dir>/tables), readable by Spark, DuckDB and pandas;
+        # the feature assets get the raw tables as Spark DataFrames over those files
+        "io_manager": TableIOManager(root=env.get(TABLES_DIR_ENV, ""), spark=spark),
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
-        "spark": SparkResource(
-            master=env.get("RECS_SPARK_MASTER", ""),
-            # Laptop-sized data: Spark's default 200 shuffle partitions cost more than the work.
-            conf={"spark.sql.shuffle.partitions": env.get("RECS_SPARK_SHUFFLE_PARTITIONS", "8")},
-        ),
+        "spark": spark,
         "data_dir": DataDirResource(path=env.get("RECS_DATA_DIR", "")),
         "feast": FeastResource(redis_url=redis_url),
         "mlflow_tracker": MlflowTracker(tracking_uri=secret(env, MLFLOW_URI_ENV)),

@@ -54,7 +54,7 @@ def ml100k_dir() -> Path:
 @pytest.fixture(scope="session")
 def spark():
     """One small local SparkSession for the whole test run (started on first use)."""
-    from recs_assets.features.spark_resource import SparkResource
+    from recs_assets.platform.spark_resource import SparkResource
 
     resource = SparkResource(
         master="local[2]",

@@ -19,7 +19,7 @@ from recs_assets.core.evaluation.protocols import (
     validation_split,
 )
 from recs_assets.core.features.tables import FeatureTable
-from recs_assets.features.data_dir import DataDirResource
+from recs_assets.platform.data_dir import DataDirResource
 
 
 def _dataset(

@@ -34,9 +34,9 @@ from recs_assets.core.evaluation.runner import (
     resolve_models,
 )
 from recs_assets.core.models.registry import pipeline_families
-from recs_assets.features.data_dir import default_data_dir
 from recs_assets.models.gate_thresholds import GateThresholds
 from recs_assets.models.mlflow_tracker import MlflowTracker
+from recs_assets.platform.data_dir import default_data_dir
 
 DEFAULT_MODELS: tuple[str, ...] = pipeline_families()  # the families the pipeline builds
 DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")

@@ -16,7 +16,7 @@ from feast import FeatureStore
 
 from recs_assets.core.contracts import REDIS_URL_ENV
 from recs_assets.core.features.feast_config import CONFIG_FILE, export_redis_password, repo_config
-from recs_assets.features.data_dir import default_data_dir
+from recs_assets.platform.data_dir import default_data_dir
 
 
 class FeastResource(ConfigurableResource):

@@ -12,7 +12,7 @@ from dagster import (
 
 from recs_assets.core.features.table_contracts import check_contract
 from recs_assets.core.features.tables import FeatureTable
-from recs_assets.features.spark_resource import SparkResource
+from recs_assets.platform.spark_resource import SparkResource
 
 
 def contract_check(table: str) -> AssetChecksDefinition:

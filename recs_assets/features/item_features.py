@@ -2,33 +2,34 @@
 
 from functools import reduce
 
-import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
-from recs_assets.core.features.snapshots import newest_and_oldest, snapshot_times
-from recs_assets.core.features.spark_frames import to_spark
+from recs_assets.core.features.snapshots import snapshot_times
+from recs_assets.core.features.spark_frames import as_spark, time_range
 from recs_assets.core.features.tables import FeatureTable, write_feature_table
 from recs_assets.core.features.transforms.item import ITEM_CATALOG
 from recs_assets.core.features.transforms.item import item_features as item_features_transform
-from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feature_job import FeatureJobConfig, feature_metadata
-from recs_assets.features.spark_resource import SparkResource
+from recs_assets.platform.data_dir import DataDirResource
+from recs_assets.platform.spark_resource import SparkResource
+from recs_assets.platform.table_io_manager import RawTable, spark_table_in
 
 
-@asset
+# the raw tables are read by Spark from storage, never through the driver
+@asset(ins={"raw_interactions": spark_table_in(), "raw_items": spark_table_in()})
 def item_features(
     context: AssetExecutionContext,
     config: FeatureJobConfig,
     spark: SparkResource,
     data_dir: DataDirResource,
-    raw_interactions: pd.DataFrame,
-    raw_items: pd.DataFrame,
+    raw_interactions: RawTable,
+    raw_items: RawTable,
 ) -> Output[FeatureTable]:
     """Per-item popularity, trend, rating quality, catalog and freshness features per snapshot."""
     session = spark.get_session()
-    events = to_spark(session, raw_interactions, "interactions").cache()
-    items = to_spark(session, raw_items, "items").cache()
-    oldest, newest = newest_and_oldest(raw_interactions)
+    events = as_spark(session, raw_interactions, "interactions").cache()
+    items = as_spark(session, raw_items, "items").cache()
+    oldest, newest = time_range(events)
     snapshots = snapshot_times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
     frames = [item_features_transform(events, items, as_of=t) for t in snapshots]
     table = write_feature_table(

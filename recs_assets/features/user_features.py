@@ -2,37 +2,44 @@
 
 from functools import reduce
 
-import pandas as pd
 from dagster import AssetExecutionContext, Output, asset
 
-from recs_assets.core.features.snapshots import newest_and_oldest, snapshot_times
-from recs_assets.core.features.spark_frames import to_spark
+from recs_assets.core.features.snapshots import snapshot_times
+from recs_assets.core.features.spark_frames import as_spark, time_range
 from recs_assets.core.features.tables import FeatureTable, write_feature_table
 from recs_assets.core.features.transforms.item import top_categories
 from recs_assets.core.features.transforms.user import USER_CATALOG
 from recs_assets.core.features.transforms.user import user_features as user_features_transform
-from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feature_job import FeatureJobConfig, feature_metadata
-from recs_assets.features.spark_resource import SparkResource
+from recs_assets.platform.data_dir import DataDirResource
+from recs_assets.platform.spark_resource import SparkResource
+from recs_assets.platform.table_io_manager import RawTable, spark_table_in
 
 
-@asset
+# the raw tables are read by Spark from storage, never through the driver
+@asset(
+    ins={
+        "raw_interactions": spark_table_in(),
+        "raw_users": spark_table_in(),
+        "raw_items": spark_table_in(),
+    }
+)
 def user_features(
     context: AssetExecutionContext,
     config: FeatureJobConfig,
     spark: SparkResource,
     data_dir: DataDirResource,
-    raw_interactions: pd.DataFrame,
-    raw_users: pd.DataFrame,
-    raw_items: pd.DataFrame,
+    raw_interactions: RawTable,
+    raw_users: RawTable,
+    raw_items: RawTable,
 ) -> Output[FeatureTable]:
     """Per-user activity, rating, category, session and timing features at each snapshot time."""
     session = spark.get_session()
-    events = to_spark(session, raw_interactions, "interactions").cache()
-    users = to_spark(session, raw_users, "users")
-    items = to_spark(session, raw_items, "items").cache()
+    events = as_spark(session, raw_interactions, "interactions").cache()
+    users = as_spark(session, raw_users, "users")
+    items = as_spark(session, raw_items, "items").cache()
     categories = [r.category for r in top_categories(items, config.max_categories).collect()]
-    oldest, newest = newest_and_oldest(raw_interactions)
+    oldest, newest = time_range(events)
     snapshots = snapshot_times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
     frames = [
         user_features_transform(

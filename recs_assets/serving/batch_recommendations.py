@@ -16,7 +16,7 @@ from recs_assets.core.serving.engine import RecommendationEngine
 from recs_assets.core.serving.export import load_serving_model
 from recs_assets.core.serving.settings import ServingSettings
 from recs_assets.core.serving.telemetry import ServingMetrics
-from recs_assets.features.data_dir import DataDirResource
+from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.serving.cache_resource import ServingCacheResource
 
 

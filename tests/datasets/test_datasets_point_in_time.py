@@ -22,7 +22,7 @@ from recs_assets.datasets.training_datasets import (
     temporal_dataset,
     validation_dataset,
 )
-from recs_assets.features.data_dir import DataDirResource
+from recs_assets.platform.data_dir import DataDirResource
 
 
 def utc(text: str) -> pd.Timestamp:

@@ -15,13 +15,13 @@ from recs_assets.core.contracts import REDIS_URL_ENV
 from recs_assets.core.features.tables import FeatureTable, write_feature_table
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.features.context_features import context_features
-from recs_assets.features.data_dir import DataDirResource
 from recs_assets.features.feast_resource import FeastResource
 from recs_assets.features.feature_checks import FEATURE_CHECKS
 from recs_assets.features.item_features import item_features
 from recs_assets.features.online_feature_store import online_feature_freshness, online_feature_store
-from recs_assets.features.spark_resource import SparkResource
 from recs_assets.features.user_features import user_features
+from recs_assets.platform.data_dir import DataDirResource
+from recs_assets.platform.spark_resource import SparkResource
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ DRIVER = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
 from features_data import AS_OF, hand_tables
-from recs_assets.features.spark_resource import SparkResource
+from recs_assets.platform.spark_resource import SparkResource
 from recs_assets.core.features.spark_frames import to_spark
 from recs_assets.core.features.transforms.user import user_features
 from recs_assets.core.features.transforms.item import item_features

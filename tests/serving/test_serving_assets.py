@@ -13,7 +13,7 @@ from serving_helpers import model_store, tiny_items, tiny_train
 from recs_assets.core.models.popularity import PopularityRecommender
 from recs_assets.core.serving.champion import ChampionModel, data_version
 from recs_assets.core.serving.export import load_serving_model
-from recs_assets.features.data_dir import DataDirResource
+from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.serving.batch_recommendations import batch_recommendations
 from recs_assets.serving.bento_model import bento_model
 from recs_assets.serving.cache_resource import ServingCacheResource

@@ -1,9 +1,13 @@
-"""Phase 1 pandas frames as Spark DataFrames with the canonical schema."""
+"""Phase 1 tables as Spark DataFrames with the canonical schema: read from storage by Spark (any
+size), or converted from pandas (small local data and tests)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recs_assets.core.phase1.schema import TABLE_COLUMNS, TS_DTYPE
@@ -47,3 +51,34 @@ def to_spark(spark: SparkSession, df: pd.DataFrame, table: str) -> DataFrame:
         else:
             out[name] = out[name].astype("string")
     return spark.createDataFrame(out, schema=spark_schema(table))
+
+
+def as_spark(spark: SparkSession, table: pd.DataFrame | DataFrame, name: str) -> DataFrame:
+    """A Phase 1 table as Spark with the canonical columns in order: a Spark DataFrame (read from
+    storage) is used as it is, a pandas one is converted with ``to_spark``.
+
+    Raises ``ValueError`` naming the columns when canonical columns are missing.
+    """
+    if isinstance(table, pd.DataFrame):
+        return to_spark(spark, table, name)
+    cols = TABLE_COLUMNS[name]
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"{name}: column(s) missing in the Spark table: {', '.join(missing)}")
+    schema = spark_schema(name)
+    return table.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def time_range(events: DataFrame) -> tuple[datetime, datetime]:
+    """(oldest, newest) ``timestamp`` of Spark events as UTC datetimes (one aggregation on the
+    cluster); raises ``ValueError`` when there are none."""
+    row = events.agg(
+        F.unix_micros(F.min("timestamp")).alias("oldest"),
+        F.unix_micros(F.max("timestamp")).alias("newest"),
+    ).first()
+    if row is None or row["oldest"] is None:
+        raise ValueError("raw_interactions is empty: no features can be computed")
+    return (
+        datetime.fromtimestamp(row["oldest"] / 1e6, tz=UTC),
+        datetime.fromtimestamp(row["newest"] / 1e6, tz=UTC),
+    )

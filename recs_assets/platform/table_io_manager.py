@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dagster import Any as AnyType
 from dagster import (
+    AssetIn,
     ConfigurableIOManager,
     InputContext,
     MetadataValue,
@@ -28,13 +30,34 @@ from dagster import (
     TableSchema,
 )
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+from pyspark.sql import DataFrame as SparkDataFrame
 
 from recs_assets.core.artifact_store import has_artifact, load_artifact, save_artifact
 from recs_assets.core.paths import data_subdir
-from recs_assets.core.table_store import delete_table, has_table, read_table, write_table
+from recs_assets.core.table_store import (
+    PARTITION_COLUMN,
+    delete_table,
+    has_table,
+    read_table,
+    table_dir,
+    write_table,
+)
+from recs_assets.platform.spark_resource import SparkResource
 
 TABLES_DIR_ENV = "RECS_TABLES_DIR"
 ARTIFACTS_DIR_ENV = "RECS_ARTIFACTS_DIR"
+FORMAT_KEY = "recs/format"
+SPARK_FORMAT = "spark"
+
+
+RawTable = pd.DataFrame | SparkDataFrame
+"""What an input marked ``spark_table_in()`` receives: Spark over the files, or pandas."""
+
+
+def spark_table_in() -> AssetIn:
+    """An input read by Spark straight from the table's files (not through the driver), when the
+    IO manager has a Spark resource and the table is on storage; else the value as stored."""
+    return AssetIn(metadata={FORMAT_KEY: SPARK_FORMAT}, dagster_type=AnyType)
 
 
 def table_name(context: InputContext | OutputContext) -> str:
@@ -49,10 +72,12 @@ class TableIOManager(ConfigurableIOManager):
         root: folder of the tables; empty means ``$RECS_TABLES_DIR`` or ``<data dir>/tables``.
         artifacts_root: folder of the other values; empty means ``$RECS_ARTIFACTS_DIR`` or
             ``<data dir>/artifacts``.
+        spark: the session that reads inputs marked ``spark_table_in()`` (None: pandas).
     """
 
     root: str = ""
     artifacts_root: str = ""
+    spark: SparkResource | None = None
 
     def tables_root(self) -> Path:
         return Path(self.root) if self.root else data_subdir("tables", TABLES_DIR_ENV)
@@ -103,6 +128,12 @@ class TableIOManager(ConfigurableIOManager):
             {"stored_as": "artifact", "artifact_path": MetadataValue.path(str(folder))}
         )
 
+    def _spark_table(self, root: Path, name: str) -> object:
+        """The whole table as a Spark DataFrame over its files (partition column dropped)."""
+        assert self.spark is not None
+        frame = self.spark.get_session().read.parquet(str(table_dir(root, name)))
+        return frame.drop(PARTITION_COLUMN) if PARTITION_COLUMN in frame.columns else frame
+
     def load_input(self, context: InputContext) -> object:
         name = table_name(context)
         root = self.tables_root()
@@ -114,6 +145,11 @@ class TableIOManager(ConfigurableIOManager):
                 return load_artifact(self.artifact_dir(context, keys[0]))
         else:
             if has_table(root, name):
+                if (
+                    self.spark is not None
+                    and context.definition_metadata.get(FORMAT_KEY) == SPARK_FORMAT
+                ):
+                    return self._spark_table(root, name)
                 return read_table(root, name)
             if has_artifact(self.artifact_dir(context, None)):
                 return load_artifact(self.artifact_dir(context, None))
