@@ -50,6 +50,12 @@ def deployment(env: Mapping[str, str] | None = None) -> str:
     return name
 
 
+def default_driver_memory() -> str:
+    """40% of this machine's memory (at least 1 GiB), in Spark's notation (``9g``)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, int(total * 0.4 / 2**30))}g"
+
+
 def secret(env: Mapping[str, str], name: str) -> str | EnvVar:
     """``EnvVar(name)`` when ``name`` is set in ``env`` (the UI shows the name only), else ``""``."""
     return EnvVar(name) if env.get(name) else ""
@@ -65,8 +71,14 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     redis_url = secret(env, REDIS_URL_ENV)
     spark = SparkResource(
         master=env.get("RECS_SPARK_MASTER", ""),
-        # Laptop-sized data: Spark's default 200 shuffle partitions cost more than the work.
-        conf={"spark.sql.shuffle.partitions": env.get("RECS_SPARK_SHUFFLE_PARTITIONS", "8")},
+        conf={
+            # Laptop-sized data: Spark's default 200 shuffle partitions cost more than the work.
+            "spark.sql.shuffle.partitions": env.get("RECS_SPARK_SHUFFLE_PARTITIONS", "8"),
+            # In local mode the driver JVM does all the work: Spark's 1 GiB default runs out of
+            # heap on ten million events; 40% of the machine's memory by default.
+            "spark.driver.memory": env.get("RECS_SPARK_DRIVER_MEMORY", "")
+            or default_driver_memory(),
+        },
     )
     return {
         # DataFrames as Parquet tables (<data dir>/tables), readable by Spark, DuckDB and pandas;
