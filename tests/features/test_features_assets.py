@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from dagster import AssetKey, AssetsDefinition, Output, asset, materialize
 from features_data import hand_tables
+from pipeline_fixtures import raw_stand_ins
 
 from recs_assets.core.contracts import REDIS_URL_ENV
 from recs_assets.core.features.tables import FeatureTable, write_feature_table
@@ -40,20 +40,7 @@ def tables() -> Phase1Tables:
 @pytest.fixture(scope="module")
 def raw_assets(tables: Phase1Tables) -> dict[str, AssetsDefinition]:
     """``raw_interactions``, ``raw_users`` and ``raw_items`` serving the hand-written tables."""
-
-    @asset
-    def raw_interactions() -> pd.DataFrame:
-        return tables.interactions
-
-    @asset
-    def raw_users() -> pd.DataFrame:
-        return tables.users
-
-    @asset
-    def raw_items() -> pd.DataFrame:
-        return tables.items
-
-    return {a.key.path[0]: a for a in (raw_interactions, raw_users, raw_items)}
+    return raw_stand_ins(tables)
 
 
 SNAPSHOT_CONFIG = {"snapshot_interval_days": 7, "max_snapshots": 2}

@@ -3,9 +3,9 @@ champion alias. Upstream assets are small real ones (synthetic data, the real P1
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from dagster import AssetsDefinition, asset, materialize
+from pipeline_fixtures import raw_stand_ins
 
 from recs_assets.core.datasets.dataset import TrainingDataset
 from recs_assets.core.evaluation.protocols import stratified_split, validation_split
@@ -31,13 +31,7 @@ def upstream(data: SyntheticData) -> dict[str, AssetsDefinition]:
     """``raw_users``, ``raw_items``, ``stratified_dataset`` and ``validation_dataset``: each
     dataset asset splits the synthetic interactions when it runs."""
 
-    @asset
-    def raw_users() -> pd.DataFrame:
-        return data.tables.users
-
-    @asset
-    def raw_items() -> pd.DataFrame:
-        return data.tables.items
+    raw = raw_stand_ins(data.tables)
 
     @asset
     def stratified_dataset() -> TrainingDataset:
@@ -49,8 +43,9 @@ def upstream(data: SyntheticData) -> dict[str, AssetsDefinition]:
         split = validation_split(stratified_split(data.tables.interactions))
         return TrainingDataset("validation_dataset", split, len(split.train_frame), "", "", 0, 0)
 
-    return {
-        a.key.path[0]: a for a in (raw_users, raw_items, stratified_dataset, validation_dataset)
+    datasets = (stratified_dataset, validation_dataset)
+    return {"raw_users": raw["raw_users"], "raw_items": raw["raw_items"]} | {
+        a.key.path[0]: a for a in datasets
     }
 
 

@@ -6,9 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from dagster import AssetsDefinition, DagsterInstance, asset, materialize
+from dagster import AssetsDefinition, DagsterInstance, materialize
+from pipeline_fixtures import raw_stand_ins
 from playwright.sync_api import sync_playwright
 
 from recs_assets.cli.dagster_home import prepare_dagster_home
@@ -28,20 +28,7 @@ def data() -> SyntheticData:
 @pytest.fixture(scope="module")
 def raw_assets(data: SyntheticData) -> list[AssetsDefinition]:
     """``raw_interactions``, ``raw_users`` and ``raw_items`` serving the synthetic tables."""
-
-    @asset
-    def raw_interactions() -> pd.DataFrame:
-        return data.tables.interactions
-
-    @asset
-    def raw_users() -> pd.DataFrame:
-        return data.tables.users
-
-    @asset
-    def raw_items() -> pd.DataFrame:
-        return data.tables.items
-
-    return [raw_interactions, raw_users, raw_items]
+    return list(raw_stand_ins(data.tables).values())
 
 
 def keep(shot: Path) -> None:
