@@ -72,6 +72,8 @@ defs = with_freshness_policies(
             # a landed batch reaches the served model
             sensors.build_landing_sensor(jobs.refresh_job),
             sensors.build_drift_retrain_sensor(jobs.retrain_job),
+            # a stale feature, dataset, model or serving asset asks for a refresh, not only an alert
+            sensors.build_freshness_retrain_sensor(jobs.refresh_job),
             sensors.run_failure_alert,
             sensors.asset_health_alert,
             # automation conditions (trending_items) evaluated from the first start

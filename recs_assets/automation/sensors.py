@@ -29,10 +29,12 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from recs_assets import groups
 from recs_assets.automation.alerts import AlertWebhook, alert_payload
 from recs_assets.core.automation_decisions import (
     CheckOutcome,
     decide_drift_retrain,
+    decide_freshness_retrain,
     decide_retrain,
     freshness_transitions,
     new_check_failures,
@@ -192,10 +194,62 @@ def asset_health_alert(
     return SensorResult(skip_reason=skip, cursor=cursor)
 
 
+# Assets a refresh brings back to fresh; raw tables and monitoring only alert when stale.
+RETRAINED_GROUPS: tuple[str, ...] = (
+    groups.FEATURES,
+    groups.DATASETS,
+    groups.MODELS,
+    groups.EVALUATION,
+    groups.SERVING,
+)
+
+
+def build_freshness_retrain_sensor(
+    job: UnresolvedAssetJobDefinition,
+    retrained_groups: Sequence[str] = RETRAINED_GROUPS,
+    name: str = "freshness_retrain_sensor",
+    minimum_interval_seconds: int = 60,
+):
+    """A sensor that runs ``job`` when an asset of ``retrained_groups`` turns stale (its
+    freshness policy FAILs), once per such change."""
+
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Retrains when a feature, dataset, model, evaluation or serving asset's "
+        "freshness policy fails (cursor: the last freshness states seen).",
+    )
+    def _freshness(context: SensorEvaluationContext) -> SensorResult:
+        graph = context.repository_def.asset_graph
+        keys = sorted(graph.get_all_asset_keys())
+        retrained = {
+            k.to_user_string() for k in keys if graph.get(k).group_name in retrained_groups
+        }
+        records = context.instance.get_freshness_state_records(keys)
+        states = {k.to_user_string(): r.freshness_state.value for k, r in records.items()}
+        decision = decide_freshness_retrain(states, retrained, context.cursor)
+        if decision.run_key is None:
+            return SensorResult(
+                skip_reason=SkipReason("no retrained asset turned stale"), cursor=decision.cursor
+            )
+        stale = ", ".join(decision.stale)
+        context.log.info(f"stale: {stale}; requesting {job.name}")
+        request = RunRequest(
+            run_key=decision.run_key,
+            tags={"recs/trigger": "freshness", "recs/stale_assets": stale[:200]},
+        )
+        return SensorResult(run_requests=[request], cursor=decision.cursor)
+
+    return _freshness
+
+
 __all__ = [
     "DRIFT_CHECKS",
     "asset_health_alert",
     "build_drift_retrain_sensor",
+    "build_freshness_retrain_sensor",
     "build_landing_sensor",
     "check_outcomes",
     "run_failure_alert",

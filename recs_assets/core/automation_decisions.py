@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -155,3 +155,32 @@ def freshness_transitions(states: Mapping[str, str], cursor: str | None) -> tupl
     seen = _load(cursor, "freshness")
     newly = sorted(k for k, s in states.items() if s == "FAIL" and seen.get(k) != "FAIL")
     return newly, json.dumps({**seen, **dict(states)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class FreshnessRetrain:
+    """Whether stale assets ask for a retrain: the stale assets that do, the number of retrains
+    requested so far (this one included) and the new cursor."""
+
+    stale: tuple[str, ...]
+    requests: int
+    cursor: str
+
+    @property
+    def run_key(self) -> str | None:
+        """One run per failure: None when no retrained asset turned stale."""
+        return f"freshness-{self.requests}" if self.stale else None
+
+
+def decide_freshness_retrain(
+    states: Mapping[str, str], retrained: Collection[str], cursor: str | None
+) -> FreshnessRetrain:
+    """Retrain when an asset that retraining refreshes (``retrained``) turned FAIL since the
+    cursor; other stale assets (raw tables, monitoring) only alert. ``states``: asset -> state."""
+    previous = _load(cursor, "freshness retrain")
+    seen = previous.get("states")
+    newly, states_cursor = freshness_transitions(states, json.dumps(seen) if seen else None)
+    stale = tuple(a for a in newly if a in retrained)
+    requests = int(previous.get("requests", 0)) + (1 if stale else 0)
+    new_cursor = json.dumps({"states": json.loads(states_cursor), "requests": requests})
+    return FreshnessRetrain(stale, requests, new_cursor)

@@ -10,6 +10,7 @@ from recs_assets.core.automation_decisions import (
     CheckOutcome,
     decide_daily_retrain,
     decide_drift_retrain,
+    decide_freshness_retrain,
     decide_retrain,
     fingerprint,
     freshness_transitions,
@@ -91,3 +92,17 @@ def test_freshness_transitions_alert_once_per_failure() -> None:
     stale, cur = freshness_transitions({"user_features": "PASS"}, cur)
     stale, _ = freshness_transitions({"user_features": "FAIL"}, cur)
     assert stale == ["user_features"]  # failed again after recovering
+
+
+def test_freshness_retrain_only_for_retrained_assets_once_per_failure() -> None:
+    retrained = {"ease_model", "user_features"}
+    d = decide_freshness_retrain({"ease_model": "FAIL", "raw_items": "FAIL"}, retrained, None)
+    assert d.stale == ("ease_model",) and d.run_key is not None  # raw tables only alert
+    again = decide_freshness_retrain({"ease_model": "FAIL"}, retrained, d.cursor)
+    assert again.stale == () and again.run_key is None  # still stale: no second retrain
+    healed = decide_freshness_retrain({"ease_model": "PASS"}, retrained, again.cursor)
+    assert healed.run_key is None
+    stale_again = decide_freshness_retrain({"ease_model": "FAIL"}, retrained, healed.cursor)
+    assert stale_again.stale == ("ease_model",)
+    assert stale_again.run_key != d.run_key  # a new failure is a new run
+    assert decide_freshness_retrain({"raw_items": "FAIL"}, retrained, None).run_key is None

@@ -1,0 +1,62 @@
+"""A stale model asks for a retrain on a real instance: with the freshness windows shortened
+(``RECS_FRESHNESS_SCALE``), the freshness daemon marks a model FAIL and the running
+``freshness_retrain_sensor`` requests ``refresh_job`` (the run stays queued here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, RunsFilter
+
+from recs_assets.cli.dagster_home import prepare_dagster_home
+from recs_assets.core.paths import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_a_stale_model_requests_a_refresh(tmp_path: Path) -> None:
+    home = prepare_dagster_home(tmp_path / "dagster_home", env={})
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    config["run_queue"] = {"max_concurrent_runs": 0}  # requested runs stay queued: nothing runs
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RECS_DATA_DIR": str(tmp_path / "data"),
+        "RECS_FRESHNESS_SCALE": "0.0005",  # a model fails freshness 2 minutes after materializing
+    }
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.report_runless_asset_event(AssetMaterialization("ease_model"))
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run"]
+            + ["-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 360
+            runs = []
+            while not runs and time.monotonic() < deadline:
+                assert daemon.poll() is None, "the daemon exited"
+                runs = instance.get_runs(RunsFilter(tags={"recs/trigger": "freshness"}))
+                time.sleep(5)
+            assert runs, "no refresh was requested for the stale model"
+            run = runs[0]
+            assert run.job_name == "refresh_job"
+            assert run.tags["dagster/sensor_name"] == "freshness_retrain_sensor"
+            assert "ease_model" in run.tags["recs/stale_assets"]
+            state = instance.get_freshness_state_records([AssetKey("ease_model")])
+            assert state[AssetKey("ease_model")].freshness_state.value == "FAIL"
+        finally:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
