@@ -24,7 +24,8 @@ from dagster import EnvVar
 
 from recs_assets.automation.alerts import AlertWebhook
 from recs_assets.automation.landing_source import LandedPhase1Source
-from recs_assets.core.contracts import REDIS_URL_ENV
+from recs_assets.core.contracts import DEPLOYMENT_ENV, REDIS_URL_ENV
+from recs_assets.core.phase1.privacy import pseudonym_key
 from recs_assets.features.feast_resource import FeastResource
 from recs_assets.models.mlflow_tracker import MlflowTracker
 from recs_assets.monitoring.trending_store import TrendingStore
@@ -34,7 +35,6 @@ from recs_assets.platform.table_io_manager import TABLES_DIR_ENV, TableIOManager
 from recs_assets.raw.source_resource import SOURCE_ENV
 from recs_assets.serving.cache_resource import ServingCacheResource
 
-DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
 DEPLOYMENTS = ("local", "production")
 PRODUCTION_REQUIRED = (SOURCE_ENV, "RECS_SPARK_MASTER", "MLFLOW_TRACKING_URI", "RECS_REDIS_URL")
 ALERT_WEBHOOK_ENV = "RECS_ALERT_WEBHOOK"
@@ -68,6 +68,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         missing = [v for v in PRODUCTION_REQUIRED if not env.get(v)]
         if missing:
             raise ValueError(f"{DEPLOYMENT_ENV}=production needs {', '.join(missing)} to be set")
+        pseudonym_key(env)  # a real pseudonym key, refused at load time rather than at first use
     redis_url = secret(env, REDIS_URL_ENV)
     spark = SparkResource(
         master=env.get("RECS_SPARK_MASTER", ""),

@@ -20,6 +20,9 @@ CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 """MLflow alias of a gated version waiting for promotion."""
 
+DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
+"""``local`` (embedded defaults) or ``production`` (real services and real secrets required)."""
+
 REDIS_URL_ENV = "RECS_REDIS_URL"
 """Redis for the Feast online store, the API cache and the trending list (unset: none)."""
 

@@ -68,3 +68,29 @@ def test_zip_to_region_by_first_digit() -> None:
         "unknown",
         "Upper Midwest",
     ]
+
+
+def test_production_refuses_a_missing_weak_or_public_key() -> None:
+    from recs_assets.core.phase1.privacy import DEV_PSEUDONYM_KEY, pseudonym_key
+    from recs_assets.resources import build_resources
+
+    local = pseudonym_key({})
+    assert local == DEV_PSEUDONYM_KEY.encode()  # the embedded default keeps the public dev key
+    production = {
+        "RECS_DEPLOYMENT": "production",
+        "RECS_SOURCE": "synthetic",
+        "RECS_SPARK_MASTER": "spark://127.0.0.1:7077",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "RECS_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    for key in ("", DEV_PSEUDONYM_KEY, "short-key"):
+        env = {**production, "RECS_PSEUDONYM_KEY": key}
+        with pytest.raises(ValueError, match="production needs RECS_PSEUDONYM_KEY"):
+            pseudonym_key(env)
+        with pytest.raises(ValueError, match="production needs RECS_PSEUDONYM_KEY"):
+            build_resources(env)  # refused when the definitions load, not at the first row
+    strong = "k" * 40
+    assert pseudonym_key({**production, "RECS_PSEUDONYM_KEY": strong}) == strong.encode()
+    assert (
+        build_resources({**production, "RECS_PSEUDONYM_KEY": strong})["phase1"].kind == "synthetic"
+    )

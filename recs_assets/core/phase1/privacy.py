@@ -5,7 +5,7 @@ Both run in the sources, before anything is stored. See ``docs/privacy.md``.
 - ``pseudonymize_id``: ``"u_" + HMAC-SHA256(key, raw_id)`` truncated to 16 hex characters (64 bits).
   The key comes from the environment variable ``RECS_PSEUDONYM_KEY``; without it the documented,
   public development key ``DEV_PSEUDONYM_KEY`` is used (fine for MovieLens and synthetic data, never
-  for real users).
+  for real users), except with ``RECS_DEPLOYMENT=production``, where a real key is required.
 - ``zip_to_region``: the first digit of a US ZIP code names one of ten USPS national areas; anything
   else (Canadian postcodes, blanks) becomes ``"unknown"``. The ZIP itself is dropped.
 """
@@ -15,9 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
+from recs_assets.core.contracts import DEPLOYMENT_ENV
 
 PSEUDONYM_KEY_ENV = "RECS_PSEUDONYM_KEY"
 DEV_PSEUDONYM_KEY = "recs-dev-pseudonym-key-public-not-secret"
@@ -41,9 +44,26 @@ UNKNOWN_REGION = "unknown"
 REGIONS: tuple[str, ...] = (*ZIP_REGIONS.values(), UNKNOWN_REGION)
 
 
-def pseudonym_key() -> bytes:
-    """The HMAC key: ``$RECS_PSEUDONYM_KEY`` when set and non-empty, else the public dev key."""
-    return (os.environ.get(PSEUDONYM_KEY_ENV) or DEV_PSEUDONYM_KEY).encode("utf-8")
+MIN_PRODUCTION_KEY_CHARS = 32
+
+
+def pseudonym_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC key: ``$RECS_PSEUDONYM_KEY`` when set and non-empty, else the public dev key.
+
+    With ``RECS_DEPLOYMENT=production`` the key is required: a missing key, the public dev key or
+    one shorter than 32 characters raises ``ValueError`` (a guessable key lets anyone reverse the
+    pseudonyms of numeric ids by trying them all).
+    """
+    env = os.environ if env is None else env
+    key = env.get(PSEUDONYM_KEY_ENV, "")
+    weak = not key or key == DEV_PSEUDONYM_KEY or len(key) < MIN_PRODUCTION_KEY_CHARS
+    if weak and env.get(DEPLOYMENT_ENV, "") == "production":
+        raise ValueError(
+            f"{DEPLOYMENT_ENV}=production needs {PSEUDONYM_KEY_ENV}: a secret of at least "
+            f"{MIN_PRODUCTION_KEY_CHARS} characters, not the public development key "
+            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    return (key or DEV_PSEUDONYM_KEY).encode("utf-8")
 
 
 def pseudonymize_id(raw_id: str, key: bytes) -> str:
