@@ -28,6 +28,7 @@ from recs_assets.features import (
 )
 from recs_assets.models import family_models, tuning_studies
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
+from recs_assets.platform.code_versions import code_version
 from recs_assets.raw import raw_tables
 from recs_assets.resources import build_resources, deployment
 from recs_assets.serving import (
@@ -55,10 +56,15 @@ CHECK_MODULES: list[ModuleType] = [
 
 
 def _assets() -> list[AssetsDefinition]:
+    """Every domain's assets in its group, each with the code version of its module (a hash of
+    the module and the recs code it imports: the UI shows what changed since materializing)."""
     return [
-        a
+        a.map_asset_specs(
+            lambda spec, m=module: spec.replace_attributes(code_version=code_version(m.__name__))
+        )
         for group, modules in DOMAINS.items()
-        for a in load_assets_from_modules(modules, group_name=group)
+        for module in modules
+        for a in load_assets_from_modules([module], group_name=group)
         if isinstance(a, AssetsDefinition)
     ]
 
