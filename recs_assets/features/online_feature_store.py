@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.dataset as ds
 from dagster import (
     AssetCheckResult,
@@ -24,9 +23,10 @@ from feast import FeatureStore
 from feast.online_response import TIMESTAMP_POSTFIX
 
 from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
-from recs_assets.core.features.snapshots import newest_and_oldest
+from recs_assets.core.features.spark_frames import event_time_range
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.features.feast_resource import FeastResource
+from recs_assets.platform.table_io_manager import RawTable, spark_table_in
 
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000
@@ -81,25 +81,27 @@ def newest_online_timestamp(store: FeatureStore, user_ids: list[str]) -> datetim
     return datetime.fromtimestamp(max(stamps), tz=UTC)
 
 
-@asset
+@asset(ins={"raw_interactions": spark_table_in()})
 def online_feature_store(
     context: AssetExecutionContext,
     feast: FeastResource,
-    raw_interactions: pd.DataFrame,
+    raw_interactions: RawTable,
     user_features: FeatureTable,
     item_features: FeatureTable,
 ) -> Output[OnlineFeatureStore]:
     """The Feast online store (SQLite or Redis) holding each user's and item's newest features."""
     store = feast.store()
     store.apply(feature_objects(Path(user_features.path), Path(item_features.path)))
-    snapshots = sorted(user_features.snapshots + item_features.snapshots)
-    if not snapshots:
+    if not user_features.snapshots or not item_features.snapshots:
         raise ValueError(
             "user_features/item_features carry no snapshot times: nothing to materialize"
         )
-    start, end = snapshots[0] - timedelta(seconds=1), snapshots[-1] + timedelta(seconds=1)
+    # the online store keeps each key's newest row: only the newest snapshots are read and
+    # written (every key of an earlier snapshot is in the newest one, which covers all history)
+    newest = (max(user_features.snapshots), max(item_features.snapshots))
+    start, end = min(newest) - timedelta(seconds=1), max(newest) + timedelta(seconds=1)
     store.materialize(start_date=start, end_date=end)
-    _, newest_event = newest_and_oldest(raw_interactions)
+    newest_event = event_time_range(raw_interactions)[1]
     sample = latest_keys(user_features.path, "user_id", FRESHNESS_SAMPLE)
     state = OnlineFeatureStore(
         project=feast.project,

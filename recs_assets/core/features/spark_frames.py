@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recs_assets.core.features.snapshots import newest_and_oldest
 from recs_assets.core.phase1.schema import TABLE_COLUMNS, TS_DTYPE
 
 _SPARK_TYPES: dict[str, T.DataType] = {
@@ -82,3 +83,10 @@ def time_range(events: DataFrame) -> tuple[datetime, datetime]:
         datetime.fromtimestamp(row["oldest"] / 1e6, tz=UTC),
         datetime.fromtimestamp(row["newest"] / 1e6, tz=UTC),
     )
+
+
+def event_time_range(events: pd.DataFrame | DataFrame) -> tuple[datetime, datetime]:
+    """(oldest, newest) event ``timestamp`` of a pandas or Spark interactions table."""
+    if isinstance(events, pd.DataFrame):
+        return newest_and_oldest(events)
+    return time_range(events)
