@@ -98,8 +98,8 @@ class TableIOManager(ConfigurableIOManager):
         if obj is None:
             return
         name = table_name(context)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
         if isinstance(obj, pd.DataFrame):
-            partition = context.asset_partition_key if context.has_asset_partitions else None
             info = write_table(obj, self.tables_root(), name, partition)
             shutil.rmtree(self.artifact_dir(context, partition), ignore_errors=True)
             context.add_output_metadata(
@@ -112,7 +112,6 @@ class TableIOManager(ConfigurableIOManager):
                 }
             )
             return
-        partition = context.asset_partition_key if context.has_asset_partitions else None
         if partition is None:
             delete_table(self.tables_root(), name)  # a table left from an earlier version
         folder = self.artifact_dir(context, partition)
@@ -128,10 +127,10 @@ class TableIOManager(ConfigurableIOManager):
             {"stored_as": "artifact", "artifact_path": MetadataValue.path(str(folder))}
         )
 
-    def _spark_table(self, root: Path, name: str) -> object:
+    @staticmethod
+    def _spark_table(spark: SparkResource, root: Path, name: str) -> SparkDataFrame:
         """The whole table as a Spark DataFrame over its files (partition column dropped)."""
-        assert self.spark is not None
-        frame = self.spark.get_session().read.parquet(str(table_dir(root, name)))
+        frame = spark.get_session().read.parquet(str(table_dir(root, name)))
         return frame.drop(PARTITION_COLUMN) if PARTITION_COLUMN in frame.columns else frame
 
     def load_input(self, context: InputContext) -> object:
@@ -149,7 +148,7 @@ class TableIOManager(ConfigurableIOManager):
                     self.spark is not None
                     and context.definition_metadata.get(FORMAT_KEY) == SPARK_FORMAT
                 ):
-                    return self._spark_table(root, name)
+                    return self._spark_table(self.spark, root, name)
                 return read_table(root, name)
             if has_artifact(self.artifact_dir(context, None)):
                 return load_artifact(self.artifact_dir(context, None))
