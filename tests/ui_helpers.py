@@ -74,11 +74,34 @@ def server_process(
         wait_http(f"{url}{ready_path}", timeout=120, proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Terminate ``proc``; kill it when it has not exited after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@contextlib.contextmanager
+def dagster_daemon(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A real ``dagster-daemon`` over the repo's workspace with ``env`` (``DAGSTER_HOME`` set),
+    stopped afterwards."""
+    exe = Path(sys.executable).parent / "dagster-daemon"
+    proc = subprocess.Popen(
+        [str(exe), "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        stop_process(proc, timeout=30)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,16 @@ from recs_assets.core.monitoring.trending import top_trending, trending_scores
 from recs_assets.monitoring.trending_store import TrendingStore
 
 TRENDING_CRON_ENV = "RECS_TRENDING_CRON"
-# on_cron: once per window, as soon as raw_interactions updated after the window's tick
 TRENDING_CRON = os.environ.get(TRENDING_CRON_ENV, "") or "*/5 * * * *"
+# At most once per cron window, and only after new interactions: both parts stay true until the
+# asset is requested, so an update is never lost however the sensor's evaluations fall around a
+# tick (``on_cron`` forgets an update that lands late in a window).
+TRENDING_CONDITION = (
+    AutomationCondition.cron_tick_passed(TRENDING_CRON).since_last_handled()
+    & AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_missing()
+    & ~AutomationCondition.in_progress()
+).with_label(f"after new interactions, at most once per window of {TRENDING_CRON}")
 
 
 class TrendingConfig(Config):
@@ -39,7 +47,7 @@ class TrendingConfig(Config):
         }
 
 
-@asset(automation_condition=AutomationCondition.on_cron(TRENDING_CRON))
+@asset(automation_condition=TRENDING_CONDITION)
 def trending_items(
     context: AssetExecutionContext,
     config: TrendingConfig,

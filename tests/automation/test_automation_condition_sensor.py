@@ -1,6 +1,7 @@
 """Automation conditions run by themselves on a fresh instance: the project's automation-condition
 sensor starts RUNNING (Dagster's default one starts stopped), so after new raw interactions land,
-the real daemon materializes ``trending_items`` (``on_cron``) without anyone toggling anything."""
+the real daemon materializes ``trending_items`` at the next tick of its cron window without anyone
+toggling anything."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, DefaultSensorStatus
+from ui_helpers import dagster_daemon
 
 from recs_assets.automation.sensors import automation_condition_sensor
 from recs_assets.cli.dagster_home import prepare_dagster_home
@@ -43,17 +45,10 @@ def test_trending_items_materializes_by_itself_on_a_fresh_instance(tmp_path: Pat
         "RECS_TRENDING_CRON": "* * * * *",  # a window a minute long keeps the test short
     }
     bin_dir = Path(sys.executable).parent
-    daemon = subprocess.Popen(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        # on_cron waits for a cron tick seen by the running sensor, then for new raw data after
-        # it: let one tick pass and one evaluation follow it (30 s interval), then land the data
-        time.sleep(60 - time.time() % 60 + 35)
+    with dagster_daemon(env) as daemon:
+        # let the sensor evaluate once (30 s interval) before the data lands, so the update is
+        # seen as new; the run then follows at the next minute tick
+        time.sleep(40)
         done = subprocess.run(
             [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
             + ["--select", RAW],
@@ -78,9 +73,3 @@ def test_trending_items_materializes_by_itself_on_a_fresh_instance(tmp_path: Pat
             # launched by the sensor, not by the CLI: Dagster tags automation runs
             assert run.tags.get("dagster/sensor_name") == "automation_condition_sensor"
         assert (tmp_path / "data" / "trending" / "trending_items.parquet").is_file()
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()

@@ -5,17 +5,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, RunsFilter
+from ui_helpers import dagster_daemon
 
 from recs_assets.cli.dagster_home import prepare_dagster_home
-from recs_assets.core.paths import REPO_ROOT
 
 
 @pytest.mark.slow
@@ -32,15 +30,7 @@ def test_a_stale_model_requests_a_refresh(tmp_path: Path) -> None:
     }
     with DagsterInstance.from_config(str(home)) as instance:
         instance.report_runless_asset_event(AssetMaterialization("ease_model"))
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run"]
-            + ["-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
+        with dagster_daemon(env) as daemon:
             deadline = time.monotonic() + 360
             runs = []
             while not runs and time.monotonic() < deadline:
@@ -54,9 +44,3 @@ def test_a_stale_model_requests_a_refresh(tmp_path: Path) -> None:
             assert "ease_model" in run.tags["recs/stale_assets"]
             state = instance.get_freshness_state_records([AssetKey("ease_model")])
             assert state[AssetKey("ease_model")].freshness_state.value == "FAIL"
-        finally:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
