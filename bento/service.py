@@ -31,6 +31,7 @@ from recs_assets.core.serving.engine import RecommendationEngine
 from recs_assets.core.serving.export import load_serving_model, serving_model_from_store
 from recs_assets.core.serving.exposure import exposure_log_from_env
 from recs_assets.core.serving.heap import freeze_long_lived
+from recs_assets.core.serving.limits import BodyLimit, max_body_bytes
 from recs_assets.core.serving.online_feature_reader import (
     OnlineFeatureReader,
     online_feature_reader_from_settings,
@@ -53,8 +54,27 @@ from recs_assets.core.serving.trending_follower import (
 
 logger = logging.getLogger("recs.service")
 
-UserId = Annotated[str, Field(min_length=1, max_length=256, description="External user id.")]
-ItemId = Annotated[str, Field(min_length=1, max_length=256, description="External item id.")]
+# printable ids only: a NUL byte or a line break in an id would be stored in the feedback and
+# exposure logs and the training data (400 names the field)
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+UserId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=PRINTABLE,
+        description="External user id (no control characters).",
+    ),
+]
+ItemId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=PRINTABLE,
+        description="External item id (no control characters).",
+    ),
+]
 K = Annotated[
     int, Field(ge=1, le=100, strict=True, description="Number of items to return, 1-100.")
 ]
@@ -208,3 +228,7 @@ class RecsService:
         if self.watcher is not None:
             info.champion_alias = self.watcher.wanted
         return info
+
+
+# bodies above RECS_MAX_BODY_BYTES get 413 before they are read whole
+RecsService.add_asgi_middleware(BodyLimit, max_bytes=max_body_bytes())

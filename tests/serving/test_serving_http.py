@@ -92,6 +92,43 @@ def test_service_through_asgi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert schema["properties"]["k"]["description"] == "Number of items to return, 1-100."
 
 
+def test_bad_ids_and_oversized_bodies_are_refused_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids with control characters are a 400 naming the field; a body over RECS_MAX_BODY_BYTES is
+    a 413, whether its length is declared or it arrives in chunks; other requests still answer."""
+    from starlette.testclient import TestClient
+
+    home = tmp_path / "bentoml"
+    export_tiny(home)
+    monkeypatch.delenv("RECS_REDIS_URL", raising=False)
+    monkeypatch.setenv("RECS_MAX_BODY_BYTES", "4096")
+    with model_store(home), TestClient(service_asgi(), raise_server_exceptions=False) as client:
+        for bad in ("u3\x00", "u3\r\nX-Injected: 1", "\x7f"):
+            r = client.post("/feedback", json={"user_id": bad, "item_id": "i2", "event": "click"})
+            assert r.status_code == 400 and "user_id" in r.text, r.text
+        r = client.post("/recommend", json={"user_id": "tab\there"})
+        assert r.status_code == 400
+        ok = client.post("/recommend", json={"user_id": "u3 é ü", "k": 2})
+        assert ok.status_code == 200  # printable non-ASCII ids are fine
+        big = {"user_ids": [f"user-{i:06d}" for i in range(1000)], "k": 10}
+        r = client.post("/recommend_batch", json=big)
+        assert r.status_code == 413
+        assert "limit is 4096" in r.json()["error"] and "RECS_MAX_BODY_BYTES" in r.json()["error"]
+
+        def chunks():
+            yield b'{"user_ids": ['
+            for i in range(1000):
+                yield (f'"user-{i:06d}",').encode()
+            yield b'"u3"], "k": 10}'
+
+        r = client.post(
+            "/recommend_batch", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 413
+        assert client.post("/recommend", json={"user_id": "u3", "k": 2}).status_code == 200
+
+
 @pytest.mark.slow
 def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
     """Real server, real Redis db 15 under a unique prefix: answers, 400s, docs, metrics."""
