@@ -39,8 +39,10 @@ dagster-home:
 # Every asset except those fed by live traffic (served lists, feedback), which the service
 # writes once it answers requests: materialize them from the UI once traffic has flowed.
 LIVE_TRAFFIC_ASSETS := not key:online_quality and not key:prediction_drift and not key:ab_test_report
+# raw_interactions has one partition per UTC day: one run covers every day the source holds.
 materialize: dagster-home
-	$(BIN)/dagster asset materialize -m recs_assets.definitions --select '$(LIVE_TRAFFIC_ASSETS)'
+	$(BIN)/dagster asset materialize -m recs_assets.definitions --select '$(LIVE_TRAFFIC_ASSETS)' \
+		--partition-range "$$($(BIN)/recs partition-range)"
 
 serve: dagster-home
 	bash scripts/serve.sh

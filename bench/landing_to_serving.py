@@ -91,6 +91,10 @@ def run_config(families: str, n_trials: int) -> dict[str, Any]:
 # ---- inside a Dagster process (the environment of workspace_env) -------------------------------
 def _run_summary(instance: Any, result: Any) -> dict[str, Any]:
     """Success, failed steps, when each step finished (epoch s), champion, Bento tag, lag."""
+    from recs_assets.core.paths import data_subdir
+    from recs_assets.core.table_store import read_table
+    from recs_assets.platform.table_io_manager import TABLES_DIR_ENV
+
     done: dict[str, float] = {}
     failed: list[str] = []
     for entry in instance.all_logs(result.run_id):
@@ -117,7 +121,10 @@ def _run_summary(instance: Any, result: Any) -> dict[str, Any]:
         "step_done_at": done,
         "champion": meta("champion_model", "champion"),
         "bento_tag": meta("bento_model", "tag"),
-        "raw_interactions": meta("raw_tables", "dagster/row_count", "raw_interactions"),
+        # every day of the table on storage, not only the days this run rewrote
+        "raw_interactions": len(
+            read_table(data_subdir("tables", TABLES_DIR_ENV), "raw_interactions")
+        ),
         "freshness_lag_s": meta("online_feature_store", "freshness_lag_s"),
         "newest_raw_event": meta("online_feature_store", "newest_raw_event"),
     }
@@ -128,8 +135,11 @@ def dagster_step(step: str, workdir: Path, n_trials: int) -> dict[str, Any]:
     evaluate the landing sensor with its cursor and run what it requests."""
     from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+    from recs_assets.automation.landing_source import LandedPhase1Source
+    from recs_assets.core.phase1.daily import day_range, event_days
     from recs_assets.definitions import defs
     from recs_assets.models.mlflow_tracker import MlflowTracker
+    from recs_assets.raw.partitions import range_tags
 
     # the experiment's artifacts go under workdir (a bare sqlite URI would put them in ./mlruns)
     MlflowTracker(local_root=str(workdir / "mlflow")).experiment_id()
@@ -142,8 +152,13 @@ def dagster_step(step: str, workdir: Path, n_trials: int) -> dict[str, Any]:
     out: dict[str, Any] = {"step": step, "sensor_job": sensor.job_name}
     if step == "baseline":
         job = defs.resolve_job_def(sensor.job_name)
+        source = LandedPhase1Source.from_spec(os.environ["RECS_SOURCE"])
+        days = day_range(event_days(source.load().interactions["timestamp"]))
+        assert days is not None, "the source has no dated event"
         result = job.execute_in_process(
-            run_config=config, instance=instance, tags={"recs/trigger": "baseline"}
+            run_config=config,
+            instance=instance,
+            tags={"recs/trigger": "baseline", **range_tags(*days)},
         )
         out["run"] = _run_summary(instance, result)
     tick = sensor(build_sensor_context(instance=instance, cursor=cursor))
@@ -341,6 +356,7 @@ def drill(
         "baseline_requests": baseline["requests"],
         "baseline_cursor": baseline["cursor"],
         "baseline_raw_interactions": baseline["run"]["raw_interactions"],
+        "baseline_newest_day": str(baseline["run"]["newest_raw_event"])[:10],
         "landed_file": path.name,
         "sensor_job": tick["sensor_job"],
         "requests": tick["requests"],

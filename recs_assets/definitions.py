@@ -30,6 +30,7 @@ from recs_assets.models import family_models, tuning_studies
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
 from recs_assets.platform.code_versions import code_version
 from recs_assets.raw import raw_tables
+from recs_assets.raw.partitions import ONE_RUN_PER_RANGE
 from recs_assets.resources import build_resources, deployment
 from recs_assets.serving import (
     ab_test_report,
@@ -58,7 +59,7 @@ CHECK_MODULES: list[ModuleType] = [
 def _assets() -> list[AssetsDefinition]:
     """Every domain's assets in its group, each with the code version of its module (a hash of
     the module and the recs code it imports: the UI shows what changed since materializing)."""
-    return [
+    versioned = [
         a.map_asset_specs(
             lambda spec, m=module: spec.replace_attributes(code_version=code_version(m.__name__))
         )
@@ -66,6 +67,12 @@ def _assets() -> list[AssetsDefinition]:
         for module in modules
         for a in load_assets_from_modules([module], group_name=group)
         if isinstance(a, AssetsDefinition)
+    ]
+    # a run over a range of days (``--partition-range``, a UI backfill) computes each
+    # unpartitioned asset once, over the whole table, after the days it reads
+    return [
+        a if a.backfill_policy else a.with_attributes(backfill_policy=ONE_RUN_PER_RANGE)
+        for a in versioned
     ]
 
 

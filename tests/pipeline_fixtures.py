@@ -3,12 +3,21 @@ test materializes feature, tuning, model and report assets without running what 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
-from dagster import AssetsDefinition, asset
+from dagster import AssetsDefinition, ExecuteInProcessResult, asset, materialize
 
 from recs_assets.core.datasets.dataset import TrainingDataset
 from recs_assets.core.evaluation.protocols import Split
+from recs_assets.core.phase1.daily import day_range, event_days
 from recs_assets.core.phase1.schema import Phase1Tables
+from recs_assets.platform.spark_resource import SparkResource
+from recs_assets.platform.table_io_manager import TableIOManager
+from recs_assets.raw.partitions import range_tags
+from recs_assets.raw.source_resource import Phase1Source
 
 
 def raw_stand_ins(tables: Phase1Tables) -> dict[str, AssetsDefinition]:
@@ -47,3 +56,33 @@ def upstream_assets(
 
     stand_ins = [raw["raw_users"], raw["raw_items"], stratified_dataset]
     return stand_ins if val is None else [*stand_ins, validation_dataset]
+
+
+def materialize_raw(
+    source: Phase1Source,
+    storage: Path,
+    now: str,
+    extra: Sequence[Any] = (),
+    ops: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
+    """The real raw assets (``raw_tables``, ``daily_interactions`` and their checks, plus
+    ``extra``) over every day of ``source``'s events in one run, tables under ``storage``."""
+    from recs_assets.raw.raw_tables import RAW_CHECKS, daily_interactions, raw_tables
+
+    days = day_range(event_days(source.load().interactions["timestamp"]))
+    assert days is not None, "the source has no dated event"
+    config = {"config": {"now": now}}
+    return materialize(
+        [raw_tables, daily_interactions, *RAW_CHECKS, *extra],
+        resources={
+            "phase1": source,
+            "spark": SparkResource(master="local[2]", app_name="recs-tests"),
+            "io_manager": TableIOManager(
+                root=str(storage / "tables"), artifacts_root=str(storage / "artifacts")
+            ),
+        },
+        run_config={"ops": {"raw_tables": config, "daily_interactions": config, **(ops or {})}},
+        tags=range_tags(*days),
+        raise_on_error=raise_on_error,
+    )

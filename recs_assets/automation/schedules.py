@@ -28,6 +28,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from recs_assets.core.automation_decisions import decide_daily_retrain, fingerprint
 from recs_assets.core.paths import REPO_ROOT
 from recs_assets.core.phase1.landing import default_landing_dir, landed_files
+from recs_assets.raw.partitions import materialized_range, range_tags
 from recs_assets.raw.source_resource import SOURCE_ENV
 
 DATA_TAG = "recs/data_fingerprint"
@@ -69,7 +70,9 @@ def build_daily_retrain_schedule(
     landing_dir: str = "",
     code_root: str = "",
 ):
-    """A schedule that runs ``job`` at ``cron`` (UTC) unless data and code are unchanged."""
+    """A schedule that runs ``job`` at ``cron`` (UTC) unless data and code are unchanged, over
+    the days of ``raw_interactions`` materialized so far (landed days come in by the landing
+    sensor)."""
 
     @schedule(
         name=name,
@@ -91,12 +94,16 @@ def build_daily_retrain_schedule(
         decision = decide_daily_retrain(data_fp, code_fp, tags.get(DATA_TAG), tags.get(CODE_TAG))
         if not decision.run:
             return SkipReason(decision.reason)
+        days = materialized_range(context.instance)
+        if days is None:
+            return SkipReason("raw_interactions has no day yet: backfill its days first")
         return RunRequest(
             tags={
                 DATA_TAG: data_fp,
                 CODE_TAG: code_fp,
                 "recs/trigger": "daily",
                 "recs/reason": decision.reason,
+                **range_tags(*days),
             }
         )
 

@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 from dagster import (
     AssetCheckKey,
     AssetKey,
@@ -39,7 +41,11 @@ from recs_assets.core.automation_decisions import (
     freshness_transitions,
     new_check_failures,
 )
+from recs_assets.core.phase1.daily import day_range, event_days
+from recs_assets.core.phase1.files import read_table
 from recs_assets.core.phase1.landing import default_landing_dir, landed_files
+from recs_assets.core.phase1.schema import conform
+from recs_assets.raw.partitions import clip_to_bounds, materialized_range, range_tags
 
 DRIFT_CHECKS: tuple[AssetCheckKey, ...] = (
     AssetCheckKey(AssetKey("feature_drift"), "feature_drift_within_limits"),
@@ -67,6 +73,21 @@ def check_outcomes(instance: DagsterInstance, keys: Sequence[AssetCheckKey]) -> 
     return outcomes
 
 
+def landed_days(folder: Path, names: Sequence[str]) -> tuple[tuple[str, str] | None, list[str]]:
+    """The first and last day (within the partitions) of the events in the batches ``names``,
+    and the batches that cannot be read, each with why."""
+    frames, unreadable = [], []
+    for name in names:
+        try:
+            frames.append(conform(read_table(folder / name), "interactions"))
+        except (OSError, ValueError, pa.ArrowException) as err:
+            unreadable.append(f"{name} cannot be read ({str(err).splitlines()[0][:160]})")
+    if not frames:
+        return None, unreadable
+    days = day_range(event_days(pd.concat(frames, ignore_index=True)["timestamp"]))
+    return (clip_to_bounds(*days) if days else None), unreadable
+
+
 def build_landing_sensor(
     job: UnresolvedAssetJobDefinition,
     landing_dir: str = "",
@@ -90,9 +111,22 @@ def build_landing_sensor(
                 skip_reason=SkipReason(f"no new batch in {folder}"), cursor=decision.cursor
             )
         context.log.info(f"new batches in {folder}: {', '.join(decision.new_files)}")
+        days, unreadable = landed_days(folder, decision.new_files)
+        for problem in unreadable:
+            context.log.warning(f"landing batch {problem}")
+        if days is None:
+            why = "; ".join(unreadable) or "no event within the daily partitions"
+            return SensorResult(
+                skip_reason=SkipReason(f"new batches {', '.join(decision.new_files)}: {why}"),
+                cursor=decision.cursor,
+            )
         request = RunRequest(
             run_key=decision.run_key,
-            tags={"recs/trigger": "landing", "recs/batches": ",".join(decision.new_files)[:200]},
+            tags={
+                "recs/trigger": "landing",
+                "recs/batches": ",".join(decision.new_files)[:200],
+                **range_tags(*days),
+            },
         )
         return SensorResult(run_requests=[request], cursor=decision.cursor)
 
@@ -236,9 +270,19 @@ def build_freshness_retrain_sensor(
             )
         stale = ", ".join(decision.stale)
         context.log.info(f"stale: {stale}; requesting {job.name}")
+        days = materialized_range(context.instance)
+        if days is None:
+            return SensorResult(
+                skip_reason=SkipReason(f"stale: {stale}, but raw_interactions has no day yet"),
+                cursor=decision.cursor,
+            )
         request = RunRequest(
             run_key=decision.run_key,
-            tags={"recs/trigger": "freshness", "recs/stale_assets": stale[:200]},
+            tags={
+                "recs/trigger": "freshness",
+                "recs/stale_assets": stale[:200],
+                **range_tags(*days),
+            },
         )
         return SensorResult(run_requests=[request], cursor=decision.cursor)
 

@@ -27,6 +27,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "recs_assets.cli.generate_batch:generate_batch_command",
         "Land a batch of synthetic events after the newest one.",
     ),
+    "partition-range": (
+        "recs_assets.cli.partition_range:partition_range_command",
+        "Print the days of raw_interactions the source holds (FIRST...LAST).",
+    ),
     "rollback": (
         "recs_assets.cli.rollback:rollback_command",
         "Move the champion alias back to the previous (or a given) version.",

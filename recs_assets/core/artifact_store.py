@@ -4,7 +4,8 @@
 scalars, datetimes, numpy arrays, scipy sparse matrices, pandas frames and fitted recommenders
 (their own ``save``/``load``: ``params.json`` + ``state.npz`` with the id maps beside them), and
 writes ``artifact.json`` (the structure), ``arrays.npz`` (every array, ``allow_pickle=False``),
-``frames/*.parquet`` and ``models/*``. ``load_artifact(folder)`` rebuilds it. Anything else is a
+``frames/<where>.parquet`` (named for the field that holds each frame, e.g.
+``split.train_frame.parquet``, so DuckDB and Spark read them too) and ``models/*``. ``load_artifact(folder)`` rebuilds it. Anything else is a
 ``TypeError`` naming the type and where it sits, never a silent pickle. Only classes of
 ``recs_assets`` are rebuilt from the stored names.
 """
@@ -16,6 +17,7 @@ import importlib
 import json
 import math
 import os
+import re
 import shutil
 import uuid
 from datetime import date, datetime
@@ -83,7 +85,11 @@ class _Writer:
                 "shape": list(csr.shape),
             }
         if isinstance(value, pd.DataFrame):
-            name = f"frames/{self._key('f')}.parquet"
+            # named for where it sits (``split.train_frame.parquet``), so other engines find it
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", where.removeprefix("value").lstrip("."))
+            name = f"frames/{stem or 'value'}.parquet"
+            if (self.folder / name).exists():
+                name = f"frames/{stem or 'value'}-{self._key('f')}.parquet"
             (self.folder / "frames").mkdir(exist_ok=True)
             value.to_parquet(self.folder / name, index=True)
             return {"$frame": name}

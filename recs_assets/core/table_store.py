@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,19 @@ class TableInfo:
     path: Path
     row_count: int
     columns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class PartitionedFrame:
+    """One table value for the several partitions a run writes at once (a range of days):
+    partition key -> its rows. Every key of the run must be present, with an empty frame for a
+    partition that has no rows, so a rerun of the range replaces every partition in it."""
+
+    parts: Mapping[str, pd.DataFrame]
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(f) for f in self.parts.values())
 
 
 def table_dir(root: Path | str, table: str) -> Path:
@@ -98,6 +111,12 @@ def has_table(root: Path | str, table: str, partition: str | None = None) -> boo
     if partition is not None:
         return (partition_dir(root, table, partition) / DATA_FILE).is_file()
     return (table_dir(root, table) / DATA_FILE).is_file() or bool(partitions(root, table))
+
+
+def written_partitions(root: Path | str, table: str, wanted: Sequence[str]) -> list[str]:
+    """The keys of ``wanted`` that have been written, in ``wanted``'s order."""
+    written = set(partitions(root, table))
+    return [k for k in wanted if k in written]
 
 
 def read_table(

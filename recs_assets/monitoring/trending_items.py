@@ -13,11 +13,12 @@ TRENDING_CRON_ENV = "RECS_TRENDING_CRON"
 TRENDING_CRON = os.environ.get(TRENDING_CRON_ENV, "") or "*/5 * * * *"
 # At most once per cron window, and only after new interactions: both parts stay true until the
 # asset is requested, so an update is never lost however the sensor's evaluations fall around a
-# tick (``on_cron`` forgets an update that lands late in a window).
+# tick (``on_cron`` forgets an update that lands late in a window). No "deps missing" clause:
+# raw_interactions has a partition per day and most days of its range never hold data, so it is
+# always "missing" somewhere; an update of any day is what counts.
 TRENDING_CONDITION = (
     AutomationCondition.cron_tick_passed(TRENDING_CRON).since_last_handled()
     & AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_missing()
     & ~AutomationCondition.in_progress()
 ).with_label(f"after new interactions, at most once per window of {TRENDING_CRON}")
 

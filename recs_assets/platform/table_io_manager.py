@@ -3,7 +3,10 @@ artifacts without pickle.
 
 - A DataFrame output of asset ``a`` (partition ``p``) becomes ``<tables>/a/data.parquet``
   (``<tables>/a/partition=p/data.parquet``), with ``dagster/row_count`` and
-  ``dagster/column_schema`` metadata for the UI's Columns tab (``core.table_store``).
+  ``dagster/column_schema`` metadata for the UI's Columns tab (``core.table_store``). A run over a
+  range of partitions (single-run backfill) returns a ``PartitionedFrame``: one frame per key.
+- A partitioned table read by an unpartitioned asset is every partition written so far (a day
+  never materialized is not there); Spark reads the table's folder, pandas its partition files.
 - Any other value (datasets, fitted models with their id maps, reports, handles) is written by
   ``core.artifact_store`` to ``<artifacts>/a[/p]``: JSON, ``.npz`` and Parquet, models through
   their own ``save``. A value that cannot be stored that way is pickled in the instance's storage
@@ -36,11 +39,16 @@ from recs_assets.core.artifact_store import has_artifact, load_artifact, save_ar
 from recs_assets.core.paths import data_subdir
 from recs_assets.core.table_store import (
     PARTITION_COLUMN,
+    PartitionedFrame,
+    TableInfo,
     delete_table,
     has_table,
+    partition_dir,
+    partitions,
     read_table,
     table_dir,
     write_table,
+    written_partitions,
 )
 from recs_assets.platform.spark_resource import SparkResource
 
@@ -98,6 +106,9 @@ class TableIOManager(ConfigurableIOManager):
         if obj is None:
             return
         name = table_name(context)
+        if isinstance(obj, PartitionedFrame):
+            self._write_partitions(context, name, obj)
+            return
         partition = context.asset_partition_key if context.has_asset_partitions else None
         if isinstance(obj, pd.DataFrame):
             info = write_table(obj, self.tables_root(), name, partition)
@@ -127,29 +138,64 @@ class TableIOManager(ConfigurableIOManager):
             {"stored_as": "artifact", "artifact_path": MetadataValue.path(str(folder))}
         )
 
+    def _write_partitions(self, context: OutputContext, name: str, obj: PartitionedFrame) -> None:
+        """Each partition of the run's range written on its own; the keys must be the run's."""
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        if sorted(obj.parts) != sorted(keys):
+            extra = sorted(set(obj.parts) - set(keys))
+            absent = sorted(set(keys) - set(obj.parts))
+            raise ValueError(
+                f"{name}: the value's partitions differ from the run's "
+                f"(not in the run: {extra[:5]}; missing: {absent[:5]})"
+            )
+        infos: list[TableInfo] = [
+            write_table(obj.parts[k], self.tables_root(), name, k) for k in keys
+        ]
+        meta: dict[str, Any] = {
+            "dagster/column_schema": TableSchema(
+                columns=[TableColumn(column, dtype) for column, dtype in infos[0].columns]
+            ),
+            "rows_in_run": obj.row_count,
+            "partitions_in_run": len(keys),
+            "table_path": MetadataValue.path(str(table_dir(self.tables_root(), name))),
+        }
+        if len(keys) == 1:
+            meta["dagster/row_count"] = infos[0].row_count
+        context.add_output_metadata(meta)
+
     @staticmethod
-    def _spark_table(spark: SparkResource, root: Path, name: str) -> SparkDataFrame:
-        """The whole table as a Spark DataFrame over its files (partition column dropped)."""
-        frame = spark.get_session().read.parquet(str(table_dir(root, name)))
+    def _spark_table(
+        spark: SparkResource, root: Path, name: str, keys: list[str] | None = None
+    ) -> SparkDataFrame:
+        """The table (or the partitions ``keys`` of it) as a Spark DataFrame over its files,
+        without the partition column."""
+        session = spark.get_session()
+        folder = table_dir(root, name)
+        if keys is None or set(keys) == set(partitions(root, name)):
+            frame = session.read.parquet(str(folder))
+        else:
+            paths = [str(partition_dir(root, name, k)) for k in keys]
+            frame = session.read.option("basePath", str(folder)).parquet(*paths)
         return frame.drop(PARTITION_COLUMN) if PARTITION_COLUMN in frame.columns else frame
 
     def load_input(self, context: InputContext) -> object:
         name = table_name(context)
         root = self.tables_root()
+        spark = self.spark if context.definition_metadata.get(FORMAT_KEY) == SPARK_FORMAT else None
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
-            if all(has_table(root, name, k) for k in keys):
-                return read_table(root, name, keys)
             if len(keys) == 1 and has_artifact(self.artifact_dir(context, keys[0])):
                 return load_artifact(self.artifact_dir(context, keys[0]))
-        else:
-            if has_table(root, name):
-                if (
-                    self.spark is not None
-                    and context.definition_metadata.get(FORMAT_KEY) == SPARK_FORMAT
-                ):
-                    return self._spark_table(self.spark, root, name)
-                return read_table(root, name)
-            if has_artifact(self.artifact_dir(context, None)):
-                return load_artifact(self.artifact_dir(context, None))
+            # an unpartitioned reader asks for every key; the days never materialized are absent
+            written = written_partitions(root, name, keys)
+            if written:
+                if spark is not None:
+                    return self._spark_table(spark, root, name, written)
+                return read_table(root, name, written)
+        elif has_table(root, name):
+            if spark is not None:
+                return self._spark_table(spark, root, name)
+            return read_table(root, name)
+        elif has_artifact(self.artifact_dir(context, None)):
+            return load_artifact(self.artifact_dir(context, None))
         return self._pickles(context.instance).load_input(context)

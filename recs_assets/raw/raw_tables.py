@@ -1,17 +1,26 @@
 """The raw Phase 1 assets: validated users, items and interactions, and the quarantined rows.
 
-One multi-asset validates the three tables together (interactions must reference valid users and
-items) and emits each as its own asset. A blocking check per raw table fails when more than
-``max_rejected_share`` of its input rows were quarantined, so nothing downstream runs on bad data.
+- ``raw_tables`` (one multi-asset) validates the users and items together and emits each as its
+  own asset, with ``quarantined_rows``: their rejected rows plus the events that belong to no
+  daily partition (timestamp unreadable, or a day outside the partitions).
+- ``daily_interactions`` (a multi-asset partitioned by UTC day, ``raw.partitions``) validates the
+  events of its days against the valid users and items and writes ``raw_interactions`` and
+  ``quarantined_interactions`` one partition per day. A backfill of a range of days is one run.
+
+A blocking check per raw table fails when more than ``max_rejected_share`` of its input rows were
+quarantined (for interactions: of the run's days), so nothing downstream runs on bad data.
 """
 
 from collections.abc import Iterator
+from typing import Literal
 
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetOut,
     Config,
     MetadataValue,
@@ -19,15 +28,18 @@ from dagster import (
     asset_check,
     multi_asset,
 )
+from pydantic import Field
 
+from recs_assets.core.phase1.daily import undated_interactions, validate_days
+from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.validation import TableStats, rejected_share, validate_tables
+from recs_assets.core.table_store import PartitionedFrame
+from recs_assets.platform.spark_resource import SparkResource
+from recs_assets.raw.partitions import INTERACTION_DAYS, ONE_RUN_PER_RANGE, partition_bounds
 from recs_assets.raw.source_resource import Phase1Source
 
-RAW_ASSETS: dict[str, str] = {
-    "users": "raw_users",
-    "items": "raw_items",
-    "interactions": "raw_interactions",
-}
+RAW_ASSETS: dict[str, str] = {"users": "raw_users", "items": "raw_items"}
+DEFAULT_MAX_REJECTED_SHARE = 0.01
 PREVIEW_ROWS = 10
 
 
@@ -40,7 +52,28 @@ class RawTablesConfig(Config):
 class RejectedShareConfig(Config):
     """The largest share of a table's input rows that may be quarantined before the check fails."""
 
-    max_rejected_share: float = 0.01
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+
+
+class DailyInteractionsConfig(Config):
+    """``now``: ISO 8601 reference time for the not-in-the-future check (empty = wall clock);
+    ``max_rejected_share``: the largest share of the run's events that may be quarantined before
+    the blocking ``raw_interactions_rejected_share`` check fails; ``engine``: where the contract
+    runs: ``pandas`` (on the driver), ``spark`` (Spark SQL on the executors, same quarantine), or
+    ``auto``: Spark when a Spark master is configured (``RECS_SPARK_MASTER``) or the run holds
+    more than ``spark_above_events`` events, else pandas."""
+
+    now: str = ""
+    max_rejected_share: float = Field(default=DEFAULT_MAX_REJECTED_SHARE, ge=0.0, le=1.0)
+    engine: Literal["auto", "pandas", "spark"] = "auto"
+    spark_above_events: int = Field(default=5_000_000, ge=0)
+
+
+def use_spark(config: DailyInteractionsConfig, master: str, events: int) -> bool:
+    """The engine decision: explicit, else Spark on a cluster or above the size threshold."""
+    if config.engine != "auto":
+        return config.engine == "spark"
+    return not master.startswith("local") or events > config.spark_above_events
 
 
 @multi_asset(
@@ -53,12 +86,9 @@ class RejectedShareConfig(Config):
             description="Validated items with categories, price and quality.",
             dagster_type=pd.DataFrame,
         ),
-        "raw_interactions": AssetOut(
-            description="Validated events (view, click, add_to_cart, purchase, rate) of valid users and items.",
-            dagster_type=pd.DataFrame,
-        ),
         "quarantined_rows": AssetOut(
-            description="Every rejected input row with its table, position, failed check and reasons.",
+            description="Rejected users and items, and events that belong to no daily partition, "
+            "with their table, position, failed check and reasons.",
             dagster_type=pd.DataFrame,
         ),
     },
@@ -67,15 +97,21 @@ class RejectedShareConfig(Config):
 def raw_tables(
     context: AssetExecutionContext, config: RawTablesConfig, phase1: Phase1Source
 ) -> Iterator[Output[pd.DataFrame]]:
-    """Validated Phase 1 tables and their quarantine, from the ``phase1`` source."""
+    """Validated users and items and the quarantine of the rows no partition holds, from the
+    ``phase1`` source."""
     now = pd.Timestamp(config.now) if config.now else pd.Timestamp.now(tz="UTC")
-    result = validate_tables(phase1.load(), now=now, contract=phase1.contract())
+    source = phase1.load()
+    dimensions = Phase1Tables(
+        interactions=source.interactions.iloc[0:0], users=source.users, items=source.items
+    )
+    result = validate_tables(dimensions, now=now, contract=phase1.contract())
     for table, key in RAW_ASSETS.items():
         frame = result.tables.table(table)
         yield Output(
             frame, output_name=key, metadata=_table_metadata(frame, result.stats[table], phase1)
         )
-    quarantine = result.quarantine
+    undated = undated_interactions(source.interactions, *partition_bounds())
+    quarantine = pd.concat([result.quarantine, undated], ignore_index=True)
     yield Output(
         quarantine,
         output_name="quarantined_rows",
@@ -88,7 +124,106 @@ def raw_tables(
     )
     context.log.info(
         "validated: "
-        + ", ".join(f"{t} {s.valid}/{s.rows_in} valid" for t, s in result.stats.items())
+        + ", ".join(
+            f"{t} {result.stats[t].valid}/{result.stats[t].rows_in} valid" for t in RAW_ASSETS
+        )
+        + f"; {len(undated)} event(s) in no daily partition"
+    )
+
+
+@multi_asset(
+    outs={
+        "raw_interactions": AssetOut(
+            description="Validated events (view, click, add_to_cart, purchase, rate) of valid "
+            "users and items, one partition per UTC day.",
+            dagster_type=PartitionedFrame,
+        ),
+        "quarantined_interactions": AssetOut(
+            description="Rejected events of each day with their position in the source, failed "
+            "check and reasons.",
+            dagster_type=PartitionedFrame,
+        ),
+    },
+    ins={"raw_users": AssetIn("raw_users"), "raw_items": AssetIn("raw_items")},
+    partitions_def=INTERACTION_DAYS,
+    backfill_policy=ONE_RUN_PER_RANGE,
+    check_specs=[
+        AssetCheckSpec(
+            "raw_interactions_rejected_share",
+            asset="raw_interactions",
+            blocking=True,
+            description="At most max_rejected_share of the run's events were quarantined.",
+        )
+    ],
+    name="daily_interactions",
+)
+def daily_interactions(
+    context: AssetExecutionContext,
+    config: DailyInteractionsConfig,
+    phase1: Phase1Source,
+    spark: SparkResource,
+    raw_users: pd.DataFrame,
+    raw_items: pd.DataFrame,
+) -> Iterator[Output[PartitionedFrame] | AssetCheckResult]:
+    """The events of the run's days, validated against the valid users and items."""
+    now = pd.Timestamp(config.now) if config.now else pd.Timestamp.now(tz="UTC")
+    days = list(context.partition_keys)
+    events = phase1.load().interactions
+    engine = "spark" if use_spark(config, spark.resolved_master(), len(events)) else "pandas"
+    context.log.info(f"validating {len(days)} day(s) with {engine}")
+    result = validate_days(
+        events,
+        raw_users,
+        raw_items,
+        days,
+        now,
+        phase1.contract(),
+        spark=spark.get_session() if engine == "spark" else None,
+    )
+    valid = PartitionedFrame(result.valid)
+    quarantine = pd.concat(list(result.quarantine.values()), ignore_index=True)
+    share = result.rejected_rows / result.rows_in if result.rows_in else 0.0
+    span = days[0] if len(days) == 1 else f"{days[0]}...{days[-1]}"
+    yield Output(
+        valid,
+        output_name="raw_interactions",
+        metadata={
+            "days": span,
+            "engine": engine,
+            "rows_in": result.rows_in,
+            "rejected": result.rejected_rows,
+            "rejected_share": float(share),
+            "source": f"{phase1.kind}:{phase1.path or phase1.preset}",
+            "preview": MetadataValue.md(
+                _markdown(next((f for f in result.valid.values() if len(f)), pd.DataFrame()))
+            ),
+        },
+    )
+    yield Output(
+        PartitionedFrame(result.quarantine),
+        output_name="quarantined_interactions",
+        metadata={
+            "days": span,
+            "by_check": MetadataValue.json(_counts(quarantine, "check")),
+            "preview": MetadataValue.md(_markdown(quarantine.drop(columns=["raw_row"]))),
+        },
+    )
+    limit = config.max_rejected_share
+    yield AssetCheckResult(
+        asset_key=AssetKey("raw_interactions"),
+        check_name="raw_interactions_rejected_share",
+        passed=bool(share <= limit),
+        metadata={
+            "rejected_share": float(share),
+            "max_rejected_share": float(limit),
+            "rejected": result.rejected_rows,
+            "valid": result.valid_rows,
+            "days": span,
+        },
+        description=f"{share:.4%} of the events of {span} quarantined (limit {limit:.2%})",
+    )
+    context.log.info(
+        f"{span}: {result.valid_rows}/{result.rows_in} events valid over {len(days)} day(s)"
     )
 
 
@@ -154,14 +289,4 @@ def raw_items_rejected_share(
     return _check_result("items", raw_items, quarantined_rows, config.max_rejected_share)
 
 
-@asset_check(asset="raw_interactions", blocking=True, additional_ins=_QUARANTINE_IN)
-def raw_interactions_rejected_share(
-    config: RejectedShareConfig, raw_interactions: pd.DataFrame, quarantined_rows: pd.DataFrame
-) -> AssetCheckResult:
-    """At most ``max_rejected_share`` of the interaction rows were quarantined."""
-    return _check_result(
-        "interactions", raw_interactions, quarantined_rows, config.max_rejected_share
-    )
-
-
-RAW_CHECKS = [raw_users_rejected_share, raw_items_rejected_share, raw_interactions_rejected_share]
+RAW_CHECKS = [raw_users_rejected_share, raw_items_rejected_share]

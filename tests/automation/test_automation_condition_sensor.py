@@ -19,7 +19,8 @@ from recs_assets.automation.sensors import automation_condition_sensor
 from recs_assets.cli.dagster_home import prepare_dagster_home
 from recs_assets.core.paths import REPO_ROOT
 
-RAW = "raw_users,raw_items,raw_interactions,quarantined_rows"
+RAW = "raw_users,raw_items,raw_interactions,quarantined_rows,quarantined_interactions"
+SMALL_DAYS = "2024-01-01...2024-03-31"  # every day of the synthetic small preset's events
 
 
 def test_the_sensor_targets_every_asset_and_starts_running() -> None:
@@ -51,7 +52,7 @@ def test_trending_items_materializes_by_itself_on_a_fresh_instance(tmp_path: Pat
         time.sleep(40)
         done = subprocess.run(
             [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
-            + ["--select", RAW],
+            + ["--select", RAW, "--partition-range", SMALL_DAYS],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,

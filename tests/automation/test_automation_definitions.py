@@ -18,6 +18,7 @@ from recs_assets.automation.sensors import (
 from recs_assets.core.paths import REPO_ROOT
 from recs_assets.monitoring import feature_drift, online_quality, prediction_drift, trending_items
 from recs_assets.monitoring.trending_store import TrendingStore
+from recs_assets.platform.spark_resource import SparkResource
 from recs_assets.raw import raw_tables
 
 MONITORING = [feature_drift, prediction_drift, online_quality, trending_items]
@@ -40,6 +41,7 @@ def test_definitions_load_and_jobs_select_by_group() -> None:
         schedules=[build_daily_retrain_schedule(refresh_job)],
         resources={
             "phase1": LandedPhase1Source(),
+            "spark": SparkResource(),
             "trending_store": TrendingStore(),
             "alert_webhook": AlertWebhook(),
         },

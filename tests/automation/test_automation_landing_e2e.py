@@ -18,6 +18,7 @@ import pytest
 
 from bench.landing_to_serving import drill
 from recs_assets.core.models.registry import PIPELINE_FAMILIES, pipeline_families
+from recs_assets.raw.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 def test_model_families_from_the_environment() -> None:
@@ -55,7 +56,14 @@ def test_landed_batch_is_served_by_the_running_service(tmp_path: Path, record_pr
     (request,) = report["requests"]
     assert report["sensor_job"] == request["job_name"] == "refresh_job"
     assert request["run_key"].startswith("landing-")
-    assert request["tags"] == {"recs/trigger": "landing", "recs/batches": report["landed_file"]}
+    # over the days of the batch's events (a day after the newest event of the base data)
+    tags = request["tags"]
+    assert {k: tags[k] for k in ("recs/trigger", "recs/batches")} == {
+        "recs/trigger": "landing",
+        "recs/batches": report["landed_file"],
+    }
+    assert tags[RANGE_START_TAG] <= tags[RANGE_END_TAG]
+    assert tags[RANGE_START_TAG] >= report["baseline_newest_day"]
     assert list(json.loads(report["cursor"])) == [report["landed_file"]]
     # the run ingested the 2,000 new events and promoted a new champion without a failed step
     assert report["run_success"] is True and report["failed_steps"] == []

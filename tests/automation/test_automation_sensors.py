@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import (
+    AssetMaterialization,
     DagsterInstance,
     DagsterRunStatus,
     RunRequest,
@@ -36,6 +37,7 @@ from recs_assets.automation.schedules import (
 from recs_assets.automation.sensors import build_drift_retrain_sensor, build_landing_sensor
 from recs_assets.core.phase1.synthetic import generate_batch, generate_preset
 from recs_assets.monitoring.feature_drift import feature_drift, feature_drift_within_limits
+from recs_assets.raw.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 @pytest.fixture()
@@ -49,6 +51,24 @@ def _touch(path: Path, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
+def _land(path: Path, mtime: float, *days: str) -> None:
+    """A batch file with one view event on each of ``days`` (noon UTC)."""
+    batch = pd.DataFrame(
+        {
+            "event_id": [f"{path.stem}-{k}" for k in range(len(days))],
+            "user_id": "u1",
+            "item_id": "i1",
+            "event_type": "view",
+            "timestamp": [f"{d}T12:00:00Z" for d in days],
+        }
+    )
+    if path.suffix == ".csv":
+        batch.to_csv(path, index=False)
+    else:
+        batch.to_parquet(path)
+    os.utime(path, (mtime, mtime))
+
+
 def test_landing_sensor_requests_once_per_new_batch(
     tmp_path: Path, instance: DagsterInstance
 ) -> None:
@@ -58,21 +78,39 @@ def test_landing_sensor_requests_once_per_new_batch(
     assert isinstance(empty, SensorResult) and empty.run_requests == []
     assert empty.cursor == "{}"
 
-    _touch(tmp_path / "batch-1.parquet", 1000.0)
+    _land(tmp_path / "batch-1.parquet", 1000.0, "2024-04-02", "2024-04-01")
     first = sensor_def(build_sensor_context(cursor=empty.cursor, instance=instance))
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.run_key.startswith("landing-")
     assert request.tags["recs/batches"] == "batch-1.parquet"
+    # one run over the days the batch's events belong to
+    assert request.tags[RANGE_START_TAG] == "2024-04-01"
+    assert request.tags[RANGE_END_TAG] == "2024-04-02"
     assert json.loads(first.cursor) == {"batch-1.parquet": 1000.0}
 
     again = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
     assert again.run_requests == [] and again.cursor == first.cursor
 
-    _touch(tmp_path / "batch-2.csv", 2000.0)
+    _land(tmp_path / "batch-2.csv", 2000.0, "2024-04-03")
     second = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
     assert [r.tags["recs/batches"] for r in second.run_requests] == ["batch-2.csv"]
+    assert second.run_requests[0].tags[RANGE_START_TAG] == "2024-04-03"
     assert json.loads(second.cursor) == {"batch-1.parquet": 1000.0, "batch-2.csv": 2000.0}
+
+
+def test_landing_sensor_skips_a_batch_it_cannot_read_and_says_why(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    sensor_def = build_landing_sensor(refresh_job, landing_dir=str(tmp_path))
+    (tmp_path / "broken.parquet").write_bytes(b"x")
+    result = sensor_def(build_sensor_context(cursor="{}", instance=instance))
+    assert result.run_requests == []
+    assert "broken.parquet" in result.skip_reason.skip_message
+    assert "cannot be read" in result.skip_reason.skip_message
+    assert json.loads(result.cursor) == {
+        "broken.parquet": pytest.approx(os.path.getmtime(tmp_path / "broken.parquet"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +179,19 @@ def test_daily_schedule_skips_when_nothing_changed(
     def evaluate() -> RunRequest | SkipReason:
         return sched(build_schedule_context(instance=instance))
 
+    # nothing to refresh before raw_interactions has days
+    nothing = evaluate()
+    assert isinstance(nothing, SkipReason) and "no day yet" in nothing.skip_message
+    for day in ("2024-01-02", "2024-01-05"):
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key="raw_interactions", partition=day)
+        )
+
     first = evaluate()
     assert isinstance(first, RunRequest)
     assert first.tags["recs/reason"] == "no earlier scheduled retrain"
+    # one run over the days materialized so far
+    assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == ("2024-01-02", "2024-01-05")
 
     def record_success(request: RunRequest) -> None:
         create_run_for_test(

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import materialize
+from pipeline_fixtures import materialize_raw
 
 from recs_assets.core.phase1.files import write_tables
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.source_contract import MANIFEST, RatingScale, SourceContract
 from recs_assets.core.phase1.synthetic import generate_synthetic
 from recs_assets.core.phase1.validation import validate_tables
-from recs_assets.raw.raw_tables import RAW_CHECKS, raw_tables
 from recs_assets.raw.source_resource import Phase1Source
 
 NOW = pd.Timestamp("2025-01-01", tz="UTC")
@@ -138,11 +137,8 @@ def test_raw_assets_of_a_declared_half_star_folder_pass_their_checks(
 ) -> None:
     write_tables(half_stars(tables), tmp_path, fmt="parquet")
     (tmp_path / MANIFEST).write_text("rating_scale: 0.5-5 step 0.5\n")
-    result = materialize(
-        [raw_tables, *RAW_CHECKS],
-        resources={"phase1": Phase1Source(kind="files", path=str(tmp_path))},
-        run_config={"ops": {"raw_tables": {"config": {"now": str(NOW)}}}},
-    )
+    source = Phase1Source(kind="files", path=str(tmp_path))
+    result = materialize_raw(source, tmp_path / "storage", str(NOW))
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)

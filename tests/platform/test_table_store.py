@@ -82,3 +82,14 @@ def test_errors_name_the_table_and_partition(tmp_path: Path) -> None:
     assert has_table(tmp_path, "t") and not has_table(tmp_path, "t", "2024-01-09")
     delete_table(tmp_path, "t")
     assert not has_table(tmp_path, "t")
+
+
+def test_written_partitions_keep_the_asked_order_and_skip_the_missing(tmp_path) -> None:
+    from recs_assets.core.table_store import PartitionedFrame, written_partitions
+
+    frame = pd.DataFrame({"x": [1, 2]})
+    for day in ("2024-01-02", "2024-01-01"):
+        write_table(frame, tmp_path, "t", day)
+    wanted = ["2024-01-03", "2024-01-02", "2024-01-01"]
+    assert written_partitions(tmp_path, "t", wanted) == ["2024-01-02", "2024-01-01"]
+    assert PartitionedFrame({"a": frame, "b": frame.iloc[:0]}).row_count == 2

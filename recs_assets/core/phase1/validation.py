@@ -400,9 +400,7 @@ def _describe(
 def _quarantine(findings: pd.DataFrame, inputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per rejected input row: first check by ``CHECK_ORDER``, all reasons joined."""
     if findings.empty:
-        return pd.DataFrame({c: pd.Series(dtype="string") for c in QUARANTINE_COLUMNS}).astype(
-            {"row_index": "int64"}
-        )
+        return empty_quarantine()
     rank = {c: k for k, c in enumerate(CHECK_ORDER)}
     f = findings.assign(_rank=findings["check"].map(rank))
     f = f.drop_duplicates(subset=["table", "row_index", "reason"])
@@ -412,7 +410,7 @@ def _quarantine(findings: pd.DataFrame, inputs: dict[str, pd.DataFrame]) -> pd.D
         check=("check", "first"), column=("column", "first"), reason=("reason", "; ".join)
     ).reset_index()
     out["raw_row"] = [
-        _row_json(inputs[t], int(r)) for t, r in zip(out["table"], out["row_index"], strict=True)
+        row_json(inputs[t], int(r)) for t, r in zip(out["table"], out["row_index"], strict=True)
     ]
     out = out[list(QUARANTINE_COLUMNS)]
     return out.astype({c: "string" for c in QUARANTINE_COLUMNS if c != "row_index"}).astype(
@@ -420,7 +418,14 @@ def _quarantine(findings: pd.DataFrame, inputs: dict[str, pd.DataFrame]) -> pd.D
     )
 
 
-def _row_json(frame: pd.DataFrame, row: int) -> str:
+def empty_quarantine() -> pd.DataFrame:
+    """A quarantine with no rows, in ``QUARANTINE_COLUMNS`` and their dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in QUARANTINE_COLUMNS}).astype(
+        {"row_index": "int64"}
+    )
+
+
+def row_json(frame: pd.DataFrame, row: int) -> str:
     values = frame.iloc[row].to_dict()
     return json.dumps({k: None if _is_null(v) else str(v) for k, v in values.items()})
 
