@@ -119,3 +119,15 @@ def start_redis(port: int, folder: Path) -> subprocess.Popen:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+def export_tiny(home: Path) -> str:
+    """Export the tiny popularity model into ``home`` (a BENTOML_HOME); returns its tag."""
+    from recs_assets.core.serving.export import export_model
+
+    serving = write_serving_folder(home.parent / "fit")
+    with model_store(home):
+        tag = export_model(
+            serving.recommender, serving.train, tiny_items(), serving.popularity, LABELS
+        )
+    return str(tag)

@@ -11,6 +11,10 @@ import click
 # name -> ("module:attribute" of the click command, one-line help shown by `recs --help`). The
 # module is imported only when its command runs: listing the commands imports none of them.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "api-key": (
+        "recs_assets.cli.api_key:api_key_command",
+        "Make an API key for the recommendation service.",
+    ),
     "dagster-home": (
         "recs_assets.cli:dagster_home_command",
         "Write $DAGSTER_HOME/dagster.yaml (SQLite, or PostgreSQL).",

@@ -13,28 +13,15 @@ import httpx
 import pytest
 import redis
 from serving_helpers import (
-    LABELS,
+    export_tiny,
     model_store,
     service_asgi,
     start_redis,
-    tiny_items,
-    write_serving_folder,
 )
 
-from recs_assets.core.serving.export import export_model
 from recs_assets.core.serving.launch import Service, free_port, start_service
 
 ENDPOINTS = ["/recommend", "/recommend_batch", "/similar_items", "/score", "/model_info"]
-
-
-def export_tiny(home: Path) -> str:
-    """Export the tiny popularity model into ``home`` (a BENTOML_HOME); returns its tag."""
-    serving = write_serving_folder(home.parent / "fit")
-    with model_store(home):
-        tag = export_model(
-            serving.recommender, serving.train, tiny_items(), serving.popularity, LABELS
-        )
-    return str(tag)
 
 
 @pytest.fixture
