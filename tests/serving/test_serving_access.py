@@ -113,3 +113,30 @@ def test_production_refuses_to_start_without_keys_and_keys_are_stored_hashed() -
     assert key not in out.output.strip().splitlines()[-1]
     bad = CliRunner().invoke(api_key_command, ["--name", "app", "--scopes", "root"])
     assert bad.exit_code != 0 and "scopes" in bad.output
+
+
+def test_client_errors_log_one_line_server_errors_keep_their_traceback() -> None:
+    import logging
+    import sys
+
+    from recs_assets.core.serving.telemetry import OneLineClientErrors
+
+    class Rejected(Exception):
+        error_code = 404
+
+    def record(error: Exception) -> logging.LogRecord:
+        try:
+            raise error
+        except Exception:  # noqa: BLE001 - building a record as BentoML logs it
+            info = sys.exc_info()
+        return logging.LogRecord("x", logging.ERROR, "f", 1, "Exception on /score [POST]", (), info)
+
+    rejected = record(Rejected("unknown item_id 'zz'\nmore"))
+    assert OneLineClientErrors().filter(rejected)
+    assert rejected.exc_info is None and rejected.levelname == "INFO"
+    assert rejected.getMessage() == (
+        "rejected (404): Exception on /score [POST]: Rejected: unknown item_id 'zz'"
+    )
+    crashed = record(RuntimeError("boom"))
+    assert OneLineClientErrors().filter(crashed)
+    assert crashed.exc_info is not None and crashed.levelname == "ERROR"

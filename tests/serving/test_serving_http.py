@@ -176,6 +176,10 @@ def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
             in metrics
         )
         assert "bentoml_service_request_total" in metrics
+        # each rejected request is one log line, without a traceback
+        log = (tmp_path / "serve-0.log").read_text()
+        assert log.count("rejected (400)") >= len(bad_requests)
+        assert "rejected (404)" in log and "Traceback" not in log
     finally:
         client15 = redis.Redis.from_url("redis://127.0.0.1:6379/15")
         stale = client15.keys(f"{prefix}:*")

@@ -6,6 +6,7 @@ the service module, and ``prometheus_client`` must see it when metrics are made.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 
@@ -99,3 +100,46 @@ class ServingMetrics:
 def default_metrics() -> ServingMetrics:
     """The process-wide metrics in prometheus_client's default registry (one set per process)."""
     return ServingMetrics.create(REGISTRY)
+
+
+class OneLineClientErrors(logging.Filter):
+    """A rejected request (a 4xx: validation error, unknown item) logs one line, no traceback.
+
+    BentoML logs every exception of an endpoint with its traceback at ERROR, the 400s of bad
+    input included (2.3 KB each): a client could fill the log. Installed on BentoML's HTTP-app
+    logger; a server error (5xx) keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        error = record.exc_info[1]
+        status = _client_status(error)
+        if status is None:
+            return True
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        record.msg = f"rejected ({status}): {record.getMessage()}: {type(error).__name__}: {first}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _client_status(error: BaseException) -> int | None:
+    """The 4xx status an exception answers with, or None for a server error."""
+    code = getattr(error, "error_code", None)
+    status = int(code) if code is not None else None
+    if status is None and type(error).__name__ == "ValidationError":  # pydantic: a 400
+        status = 400
+    return status if status is not None and 400 <= status < 500 else None
+
+
+HTTP_APP_LOGGER = "bentoml._internal.server.http_app"
+
+
+def quiet_client_errors() -> None:
+    """Install ``OneLineClientErrors`` on BentoML's HTTP-app logger (once)."""
+    target = logging.getLogger(HTTP_APP_LOGGER)
+    if not any(isinstance(f, OneLineClientErrors) for f in target.filters):
+        target.addFilter(OneLineClientErrors())
