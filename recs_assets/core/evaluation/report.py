@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from recs_assets.core.evaluation.runner import EvaluationReport, ModelEvaluation  # noqa: E402
+from recs_assets.core.evaluation.uncertainty import DEFAULT_LEVEL, compare_to_best  # noqa: E402
 from recs_assets.core.metrics import AGE_BANDS  # noqa: E402
 
 _KNOWN_ORDER = {label: i for i, (label, _, _) in enumerate(AGE_BANDS)} | {"light": 0, "heavy": 1}
@@ -199,6 +200,36 @@ def segment_tables(evals: Sequence[ModelEvaluation]) -> list[Block]:
     return blocks
 
 
+def uncertainty_blocks(evals: Sequence[ModelEvaluation], k: int) -> list[Block]:
+    """Each model's NDCG@k difference to the best one, with a paired bootstrap interval."""
+    metric = f"ndcg@{k}"
+    compared = compare_to_best(evals, metric)
+    if compared is None:
+        return []
+    best, diffs = compared
+    level = next(iter(diffs.values())).level if diffs else DEFAULT_LEVEL
+    rows = [
+        [
+            model,
+            f"{d.mean:+.4f}",
+            f"[{d.low:+.4f}, {d.high:+.4f}]",
+            f"{d.p_value:.3f}",
+            "yes" if d.significant else "no",
+            str(d.n_users),
+        ]
+        for model, d in sorted(diffs.items(), key=lambda kv: -kv[1].mean)
+    ]
+    return [
+        Heading(f"Against the best model ({best}), NDCG@{k}", 3),
+        Paragraph(
+            f"Difference of each model to {best} over the same users, with a paired bootstrap "
+            f"{level:.0%} interval (users resampled) and a two-sided p-value; 'significant' means "
+            "the interval excludes zero."
+        ),
+        Table(["model", "difference", f"{level:.0%} interval", "p", "significant", "users"], rows),
+    ]
+
+
 def report_blocks(report: EvaluationReport, *, plots: bool = True) -> list[Block]:
     """The report as blocks: per protocol the split, metric tables, lifts, segments and plots."""
     blocks: list[Block] = [
@@ -224,6 +255,7 @@ def report_blocks(report: EvaluationReport, *, plots: bool = True) -> list[Block
             Heading("Lift over popularity", 3),
             lift_table(evals),
         ]
+        blocks += uncertainty_blocks(evals, report.k)
         if any(e.curve for e in evals):
             blocks += [Heading("Beyond accuracy", 3), metric_table(evals, BEYOND)]
         cold = [e for e in evals if e.cold_start]

@@ -44,6 +44,10 @@ class SideTables:
     items: pd.DataFrame | None = None
 
 
+PAIRED_METRICS: tuple[str, ...] = ("ndcg", "recall", "precision")
+"""Metrics whose per-user values each evaluation keeps for paired comparisons."""
+
+
 @dataclass(frozen=True)
 class ModelEvaluation:
     """Everything measured for one model under one protocol.
@@ -62,6 +66,9 @@ class ModelEvaluation:
         cold_start: P2 only: metrics over cold-start users (no train row), scored by the
             popularity fallback; None for other protocols or when there are none.
         params: hyper-parameters of the fitted model.
+        per_user: metric -> per-user values (``ndcg@k``, ``recall@k``, ``precision@k``) over
+            ``per_user_rows``, for paired comparisons (``core.evaluation.uncertainty``).
+        per_user_rows: the user indices (of the split's matrices) of those values.
     """
 
     model: str
@@ -76,6 +83,8 @@ class ModelEvaluation:
     lift: dict[str, float] = field(default_factory=dict)
     cold_start: dict[str, float] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    per_user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def flat(self) -> dict[str, float]:
         """Metrics plus timings in one flat dict (what ``recs eval --json`` writes per model)."""
@@ -380,6 +389,11 @@ def measure(
         curve=curve,
         cold_start=cold_values,
         params=fitted.params(),
+        per_user={
+            f"{name}@{k}": np.asarray(summary.per_user[name], dtype=np.float64)
+            for name in PAIRED_METRICS
+        },
+        per_user_rows=np.asarray(summary.rows, dtype=np.int64),
     )
 
 
