@@ -31,7 +31,7 @@ from recs_assets.core.datasets.feature_side import feature_store_side
 from recs_assets.core.evaluation.runner import fit_model
 from recs_assets.core.evaluation.trained import (
     TrainedModel,
-    choose_champion,
+    decide_champion,
     gate_results,
     held_out_evaluation,
     saved_folder,
@@ -44,7 +44,7 @@ from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.registry import pipeline_families
 from recs_assets.core.serving.champion import ChampionModel
 from recs_assets.models.gate_thresholds import GateThresholds
-from recs_assets.models.mlflow_tracker import CHALLENGER, CHAMPION_MODEL, MlflowTracker
+from recs_assets.models.mlflow_tracker import CHALLENGER, CHAMPION, CHAMPION_MODEL, MlflowTracker
 from recs_assets.models.tuning_studies import TUNED_FAMILIES
 
 MODEL_FAMILIES = pipeline_families()  # $RECS_MODEL_FAMILIES, default every pipeline family
@@ -233,9 +233,14 @@ def build_gate_check(family: str) -> AssetChecksDefinition:
 
 
 class ChampionConfig(Config):
-    """``metric``: the held-out metric that ranks the families that passed their gates."""
+    """``metric``: the held-out metric that ranks the families that passed their gates.
+    ``min_gain`` and ``confidence``: a family replaces the incumbent champion family only when its
+    gain in ``metric`` lies above ``min_gain`` over the whole paired-bootstrap interval of that
+    confidence (else the incumbent family, retrained on this run's data, stays)."""
 
     metric: str = "ndcg@10"
+    min_gain: float = 0.0
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
 
 
 def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
@@ -250,17 +255,28 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
         mlflow_tracker: MlflowTracker,
         **trained_models: TrainedModel,
     ) -> Output[ChampionModel]:
-        ranked = choose_champion(list(trained_models.values()), config.metric)
+        holder = mlflow_tracker.version_by_alias(CHAMPION_MODEL, CHAMPION)
+        incumbent = (holder.tags or {}).get("family") if holder is not None else None
+        decision = decide_champion(
+            list(trained_models.values()),
+            config.metric,
+            incumbent,
+            config.min_gain,
+            config.confidence,
+        )
         table = "\n".join(
             f"| {t.family} | {t.evaluation.metrics.get(config.metric, float('nan')):.4f} | "
             f"{'pass' if t.passed_gates else 'FAIL'} | {t.model_version or '-'} |"
             for t in sorted(trained_models.values(), key=lambda t: t.family)
         )
-        if not ranked:
+        if decision is None:
             raise ValueError(
                 f"no model passed its quality gates; nothing can be promoted:\n{table}"
             )
-        best = ranked[0]
+        best, ranked = (
+            decision.champion,
+            [decision.champion] + [t for t in decision.ranked if t is not decision.champion],
+        )
         version = version_label(best)
         if best.model_version:  # a new version of the one champion model, aliased `champion`
             source = mlflow_tracker.client().get_model_version(
@@ -271,7 +287,7 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
         if len(ranked) > 1 and ranked[1].model_version:
             second = ranked[1]
             mlflow_tracker.set_alias(second.registered_name, CHALLENGER, second.model_version)
-        context.log.info(f"champion: {version}")
+        context.log.info(f"champion: {version} ({decision.reason})")
         return Output(
             ChampionModel(
                 best.model,
@@ -282,6 +298,8 @@ def build_champion_asset(families: Sequence[str]) -> AssetsDefinition:
             ),
             metadata={
                 "champion": MetadataValue.text(version),
+                "decision": MetadataValue.text(decision.reason),
+                "incumbent_family": MetadataValue.text(decision.incumbent or "-"),
                 config.metric: MetadataValue.float(float(best.evaluation.metrics[config.metric])),
                 "candidates": MetadataValue.md(
                     f"| family | {config.metric} | gates | MLflow version |\n"

@@ -88,6 +88,31 @@ def test_models_register_and_champion_takes_best_passing_family(
     assert run.data.metrics["ndcg_at_10"] == pytest.approx(ease.evaluation.metrics["ndcg@10"])
     assert "lambda" in "".join(run.data.params) or run.data.params["family"] == "ease"
 
+    # With popularity as the incumbent, EASE replaces it only when its gain clears the minimum
+    # over the whole 95% paired-bootstrap interval.
+    tracker.promote(tracker.client().get_model_version("recs-popularity", "1"))
+
+    def rerun(min_gain: float) -> dict:
+        again = materialize(
+            [upstream["raw_users"], upstream["raw_items"], upstream["stratified_dataset"]]
+            + [build_model_asset(f) for f in families]
+            + [build_champion_asset(families)],
+            resources={"mlflow_tracker": tracker},
+            run_config={"ops": {"champion_model": {"config": {"min_gain": min_gain}}}},
+        )
+        assert again.success
+        (event,) = again.asset_materializations_for_node("champion_model")
+        return {k: v.value for k, v in event.metadata.items()}
+
+    kept = rerun(min_gain=0.5)  # no NDCG@10 gain of 0.5 is possible here
+    assert kept["incumbent_family"] == "popularity"
+    assert kept["decision"].startswith("popularity stays: ease's gain")
+    assert tracker.version_by_alias(CHAMPION_MODEL, CHAMPION).tags["family"] == "popularity"
+    replaced = rerun(min_gain=0.0)
+    assert replaced["decision"].startswith("ease replaces popularity")
+    assert "95% interval" in replaced["decision"]
+    assert tracker.version_by_alias(CHAMPION_MODEL, CHAMPION).tags["family"] == "ease"
+
 
 def test_tuned_model_trains_with_the_studys_best_parameters(
     tmp_path: Path, upstream: dict[str, AssetsDefinition]

@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
@@ -16,6 +17,11 @@ from recs_assets.core.evaluation.runner import (
     build_side_info,
     measure,
     with_lift,
+)
+from recs_assets.core.evaluation.uncertainty import (
+    DEFAULT_LEVEL,
+    PairedDifference,
+    paired_bootstrap,
 )
 from recs_assets.core.models.base import InteractionMatrix, Recommender, SideInfo
 from recs_assets.core.models.feature_encoder import FeatureEncoder
@@ -94,3 +100,85 @@ def choose_champion(candidates: list[TrainedModel], metric: str) -> list[Trained
     """Candidates that passed their gates, best ``metric`` first (ties: family name)."""
     ok = [c for c in candidates if c.passed_gates and metric in c.evaluation.metrics]
     return sorted(ok, key=lambda c: (-c.evaluation.metrics[metric], c.family))
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    """Which eligible family to promote, and why.
+
+    Attributes:
+        champion: the family to promote (its model trained in this run).
+        ranked: the eligible families, best ``metric`` first.
+        incumbent: the family that held the champion alias before (None: none).
+        difference: the best family's paired difference to the incumbent (best - incumbent),
+            when they differ and both carry per-user values.
+        reason: one sentence for the asset's metadata.
+    """
+
+    champion: TrainedModel
+    ranked: list[TrainedModel]
+    incumbent: str | None
+    difference: PairedDifference | None
+    reason: str
+
+
+def decide_champion(
+    candidates: list[TrainedModel],
+    metric: str,
+    incumbent: str | None = None,
+    min_gain: float = 0.0,
+    level: float = DEFAULT_LEVEL,
+) -> ChampionDecision | None:
+    """The family to promote: the best eligible one, unless the incumbent family is eligible
+    and the best one's gain over it is not above ``min_gain`` with ``level`` confidence (paired
+    bootstrap over the held-out users), in which case the incumbent stays. None: no family
+    passed its gates."""
+    ranked = choose_champion(candidates, metric)
+    if not ranked:
+        return None
+    best = ranked[0]
+    holder = next((c for c in ranked if c.family == incumbent), None)
+    if incumbent is None:
+        return ChampionDecision(
+            best, ranked, None, None, f"no champion yet: {best.family} is the best"
+        )
+    if holder is None:
+        return ChampionDecision(
+            best,
+            ranked,
+            incumbent,
+            None,
+            f"the incumbent {incumbent} is not eligible this run: {best.family} is the best",
+        )
+    if holder is best:
+        return ChampionDecision(
+            best, ranked, incumbent, None, f"the incumbent {incumbent} is still the best"
+        )
+    a, b = best.evaluation, holder.evaluation
+    if metric not in a.per_user or metric not in b.per_user:
+        return ChampionDecision(
+            best,
+            ranked,
+            incumbent,
+            None,
+            f"{best.family} is the best; no per-user values to compare with {incumbent}",
+        )
+    common, ia, ib = np.intersect1d(a.per_user_rows, b.per_user_rows, return_indices=True)
+    diff = paired_bootstrap(a.per_user[metric][ia], b.per_user[metric][ib], level=level)
+    span = f"{metric} {diff.mean:+.4f}, {level:.0%} interval [{diff.low:+.4f}, {diff.high:+.4f}]"
+    if diff.clears(min_gain):
+        return ChampionDecision(
+            best,
+            ranked,
+            incumbent,
+            diff,
+            f"{best.family} replaces {incumbent}: {span} lies above the minimum gain {min_gain}",
+        )
+    return ChampionDecision(
+        holder,
+        ranked,
+        incumbent,
+        diff,
+        f"{incumbent} stays: {best.family}'s gain ({span}) is not above the minimum gain "
+        f"{min_gain} with {level:.0%} confidence",
+    )
