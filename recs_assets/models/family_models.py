@@ -210,8 +210,8 @@ def build_model_asset(
 
 
 def build_gate_check(family: str) -> AssetChecksDefinition:
-    """Quality gates of ``{family}_model`` (non-blocking: ``champion_model`` only takes models
-    that passed, and its own blocking check stops serving when none did)."""
+    """Quality gates of ``{family}_model`` (non-blocking, WARN: ``champion_model`` only takes
+    models that passed, and its own blocking ERROR check stops serving when none did)."""
 
     @asset_check(asset=AssetKey(f"{family}_model"), name="quality_gates")
     def _gates(trained: TrainedModel) -> AssetCheckResult:
@@ -219,9 +219,20 @@ def build_gate_check(family: str) -> AssetChecksDefinition:
             f"| {g.gate} | {g.value:.4f} | {g.threshold:.4f} | {'pass' if g.passed else 'FAIL'} |"
             for g in trained.gates
         )
+        failed = [g for g in trained.gates if not g.passed]
+        reason = (
+            f"{family}: eligible for champion"
+            if trained.passed_gates
+            else f"{family}: not eligible for champion on this data ("
+            + "; ".join(f"{g.gate} {g.value:.4f} below {g.threshold:.4f}" for g in failed)
+            + ")"
+        )
+        # a family that misses its gates is a warning, not an operator's emergency: the
+        # champion simply comes from another family (champion_passed_gates is the ERROR)
         return AssetCheckResult(
             passed=trained.passed_gates,
-            severity=AssetCheckSeverity.ERROR,
+            severity=AssetCheckSeverity.WARN,
+            description=reason,
             metadata={
                 "gates": MetadataValue.md(
                     "| gate | value | threshold | result |\n| --- | --- | --- | --- |\n" + rows

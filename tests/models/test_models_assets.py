@@ -135,3 +135,22 @@ def test_tuned_model_trains_with_the_studys_best_parameters(
     assert len(tuning.trials) == 3
     # The study ran on the validation split only; the model asset used its winner.
     assert model.model.params()["lam"] == pytest.approx(tuning.best_params["lam"])
+
+
+def test_a_family_below_its_gates_is_a_warning_that_says_it_is_not_eligible(
+    tmp_path: Path, upstream: dict[str, AssetsDefinition]
+) -> None:
+    from dagster import AssetCheckSeverity
+
+    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
+    result = materialize(
+        [upstream["raw_users"], upstream["raw_items"], upstream["stratified_dataset"]]
+        + [build_model_asset("ease"), build_gate_check("ease")],
+        resources={"mlflow_tracker": tracker},
+        run_config={"ops": {"ease_model": {"config": {"min_ndcg_lift": 50.0}}}},
+    )
+    assert result.success  # a family missing its gates does not fail the run
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    assert check.description.startswith("ease: not eligible for champion on this data (")
+    assert "below 50.0000" in check.description
