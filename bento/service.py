@@ -32,6 +32,7 @@ from recs_assets.core.serving.engine import RecommendationEngine
 from recs_assets.core.serving.export import load_serving_model, serving_model_from_store
 from recs_assets.core.serving.exposure import exposure_log_from_env
 from recs_assets.core.serving.heap import freeze_long_lived
+from recs_assets.core.serving.impressions import impression_index_from_env
 from recs_assets.core.serving.limits import BodyLimit, max_body_bytes
 from recs_assets.core.serving.online_feature_reader import (
     OnlineFeatureReader,
@@ -132,6 +133,7 @@ class RecsService:
             exposure_log_from_env(),
             self.features,
             self.trending,
+            impression_index_from_env(redis_url=s.redis_url, prefix=s.cache_prefix),
         )
         logger.info("cache: %s; experiment %s", cache.kind, self.experiment.name)
         freeze_long_lived()  # everything loaded so far lives as long as the worker

@@ -32,6 +32,7 @@ from recs_assets.core.serving.artifacts import ServingModel
 from recs_assets.core.serving.cache import Cache
 from recs_assets.core.serving.engine import InputError, RecommendationEngine
 from recs_assets.core.serving.exposure import FEEDBACK_KINDS, ExposureLog
+from recs_assets.core.serving.impressions import ImpressionIndex
 from recs_assets.core.serving.online_feature_reader import OnlineFeatureReader
 from recs_assets.core.serving.schemas import (
     BatchRecommendations,
@@ -160,6 +161,8 @@ class ExperimentRouter:
         experiment: the variants and salt.
         engines: one ``RecommendationEngine`` per variant name.
         exposure: where served lists and feedback go (None: not recorded).
+        impressions: the recently served (user, item) pairs that feedback must match (None:
+            feedback for any known item).
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class ExperimentRouter:
         experiment: Experiment,
         engines: Mapping[str, RecommendationEngine],
         exposure: ExposureLog | None,
+        impressions: ImpressionIndex | None = None,
     ) -> None:
         missing = [v.name for v in experiment.variants if v.name not in engines]
         if missing:
@@ -174,6 +178,7 @@ class ExperimentRouter:
         self.experiment = experiment
         self.engines = dict(engines)
         self.exposure = exposure
+        self.impressions = impressions
         # versions served before a hot reload: feedback on their lists still counts
         self.retired_versions: set[str] = set()
 
@@ -188,6 +193,7 @@ class ExperimentRouter:
         exposure: ExposureLog | None,
         features: OnlineFeatureReader | None = None,
         trending: TrendingFollower | None = None,
+        impressions: ImpressionIndex | None = None,
     ) -> ExperimentRouter:
         """Engines over one shared cache (keys differ by model tag), each reporting its variant;
         ``features``: online user features for feature-based models, ``trending``: the published
@@ -203,7 +209,7 @@ class ExperimentRouter:
             )
             for v in experiment.variants
         }
-        return cls(experiment, engines, exposure)
+        return cls(experiment, engines, exposure, impressions)
 
     @property
     def control_engine(self) -> RecommendationEngine:
@@ -240,9 +246,15 @@ class ExperimentRouter:
     ) -> Recommendations:
         """The user's variant's list, recorded in the exposure log."""
         answer = self.engine_for(user_id).recommend(user_id, k, exclude_seen, context)
+        self._remember([answer])
         if self.exposure is not None:
             self.exposure.record_lists([answer], datetime.now(UTC))
         return answer
+
+    def _remember(self, answers: Sequence[Recommendations]) -> None:
+        if self.impressions is not None:
+            for answer in answers:
+                self.impressions.remember(answer.user_id, [it.item_id for it in answer.items])
 
     def recommend_batch(
         self, user_ids: Sequence[str], k: int, exclude_seen: bool
@@ -259,6 +271,7 @@ class ExperimentRouter:
             for p, r in zip(positions, batch.results, strict=True):
                 results[p] = r
         answers = [r for r in results if r is not None]
+        self._remember(answers)
         if self.exposure is not None:
             self.exposure.record_lists(answers, datetime.now(UTC))
         versions = sorted({a.model_version for a in answers})
@@ -285,6 +298,12 @@ class ExperimentRouter:
         model = self.engines[name].model
         if not model.train.has_item(item_id):
             raise InputError(f"unknown item_id {item_id!r} for variant {name!r}")
+        if self.impressions is not None and not self.impressions.seen(user_id, item_id):
+            raise InputError(
+                f"no impression of item {item_id!r} for user {user_id!r} in the last "
+                f"{self.impressions.window_s:g} s: feedback is accepted only for items this "
+                "service recommended to the user"
+            )
         versions = sorted({e.model.version for e in self.engines.values()})
         version = model_version if model_version is not None else model.version
         if version not in versions and version not in self.retired_versions:
