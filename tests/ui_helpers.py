@@ -146,3 +146,18 @@ def wait_code_location(url: str, timeout: float = 300) -> None:
 def dismiss_dagster_dialogs(page: Page) -> None:
     """Close the newsletter dialog a fresh Dagster home shows, whenever it appears."""
     page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+
+
+def dagster_materialize(env: dict[str, str], selection: str, *extra: str) -> None:
+    """``dagster asset materialize`` of ``selection`` (plus ``extra`` flags) over the repo's
+    definitions, as a person runs it; fails with its output."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
+        + ["-m", "recs_assets.definitions", "--select", selection, *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -6,18 +6,15 @@ toggling anything."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, DefaultSensorStatus
-from ui_helpers import dagster_daemon
+from ui_helpers import dagster_daemon, dagster_materialize
 
 from recs_assets.automation.sensors import automation_condition_sensor
 from recs_assets.cli.dagster_home import prepare_dagster_home
-from recs_assets.core.paths import REPO_ROOT
 
 RAW = "raw_users,raw_items,raw_interactions,quarantined_rows,quarantined_interactions"
 SMALL_DAYS = "2024-01-01...2024-03-31"  # every day of the synthetic small preset's events
@@ -45,21 +42,11 @@ def test_trending_items_materializes_by_itself_on_a_fresh_instance(tmp_path: Pat
         "RECS_REDIS_URL": "",  # trending goes to Parquet in the data dir
         "RECS_TRENDING_CRON": "* * * * *",  # a window a minute long keeps the test short
     }
-    bin_dir = Path(sys.executable).parent
     with dagster_daemon(env) as daemon:
         # let the sensor evaluate once (30 s interval) before the data lands, so the update is
         # seen as new; the run then follows at the next minute tick
         time.sleep(40)
-        done = subprocess.run(
-            [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
-            + ["--select", RAW, "--partition-range", SMALL_DAYS],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        dagster_materialize(env, RAW, "--partition-range", SMALL_DAYS)
         with DagsterInstance.from_config(str(home)) as instance:
             assert instance.get_latest_materialization_event(AssetKey("trending_items")) is None
             deadline = time.monotonic() + 420

@@ -5,8 +5,6 @@ columns of ``user_features`` (computed over those days) on its Overview."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,12 +13,12 @@ from dagster import AssetKey, DagsterInstance
 from playwright.sync_api import expect, sync_playwright
 
 from recs_assets.cli.dagster_home import prepare_dagster_home
-from recs_assets.core.paths import REPO_ROOT
 from recs_assets.core.table_store import partitions, read_table
 from tests.ui_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     dagster_daemon,
+    dagster_materialize,
     dagster_webserver,
     dismiss_dagster_dialogs,
 )
@@ -28,19 +26,6 @@ from tests.ui_helpers import (
 pytestmark = pytest.mark.slow
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]  # the synthetic source's first three days
-
-
-def _materialize(env: dict[str, str], selection: str) -> None:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
-        + ["-m", "recs_assets.definitions", "--select", selection],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def test_backfill_three_days_of_raw_interactions_from_the_ui(tmp_path: Path) -> None:
@@ -54,7 +39,7 @@ def test_backfill_three_days_of_raw_interactions_from_the_ui(tmp_path: Path) -> 
         "RECS_REDIS_URL": "",
     }
     # the valid users and items the days are checked against (unpartitioned, from the CLI)
-    _materialize(env, "raw_users,raw_items,quarantined_rows")
+    dagster_materialize(env, "raw_users,raw_items,quarantined_rows")
 
     with (
         dagster_daemon(env),
@@ -93,7 +78,7 @@ def test_backfill_three_days_of_raw_interactions_from_the_ui(tmp_path: Path) -> 
         page.screenshot(path=str(tmp_path / "backfill_partitions.png"))
 
         # user_features over those days; its Overview lists the columns the table was written with
-        _materialize(env, "user_features")
+        dagster_materialize(env, "user_features")
         page.goto(f"{url}/assets/user_features", wait_until="domcontentloaded")
         columns = page.get_by_role("heading", name="Columns")
         if not columns.count():
