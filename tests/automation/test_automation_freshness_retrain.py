@@ -29,6 +29,11 @@ def test_a_stale_model_requests_a_refresh(tmp_path: Path) -> None:
         "RECS_FRESHNESS_SCALE": "0.0005",  # a model fails freshness 2 minutes after materializing
     }
     with DagsterInstance.from_config(str(home)) as instance:
+        # a model is trained on raw days: the refresh covers the days materialized so far
+        for day in ("2024-01-01", "2024-01-02"):
+            instance.report_runless_asset_event(
+                AssetMaterialization("raw_interactions", partition=day)
+            )
         instance.report_runless_asset_event(AssetMaterialization("ease_model"))
         with dagster_daemon(env) as daemon:
             deadline = time.monotonic() + 360
@@ -42,5 +47,7 @@ def test_a_stale_model_requests_a_refresh(tmp_path: Path) -> None:
             assert run.job_name == "refresh_job"
             assert run.tags["dagster/sensor_name"] == "freshness_retrain_sensor"
             assert "ease_model" in run.tags["recs/stale_assets"]
+            assert run.tags["dagster/asset_partition_range_start"] == "2024-01-01"
+            assert run.tags["dagster/asset_partition_range_end"] == "2024-01-02"
             state = instance.get_freshness_state_records([AssetKey("ease_model")])
             assert state[AssetKey("ease_model")].freshness_state.value == "FAIL"
