@@ -378,3 +378,31 @@ def test_rollback_switches_the_running_service_within_seconds(
         stale = client15.keys(f"{prefix}:*")
         if stale:
             client15.delete(*stale)
+
+
+def test_a_version_that_cannot_load_is_load_failed_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A corrupt version behind the alias: every poll counts ``load_failed`` (not ``error``),
+    one warning per version without a traceback, and the served model stays."""
+    from prometheus_client import CollectorRegistry
+
+    from recs_assets.core.serving.champion_watcher import ChampionWatcher
+    from recs_assets.core.serving.telemetry import ServingMetrics
+
+    def corrupt(version: str):
+        raise ValueError(f"state.npz of {version} is truncated\nmore detail")
+
+    swapped = []
+    metrics = ServingMetrics.create(CollectorRegistry())
+    watcher = ChampionWatcher(
+        lambda: "recs-champion/3", corrupt, swapped.append, lambda: "recs-champion/2", 60.0, metrics
+    )
+    with caplog.at_level("WARNING", logger="recs.reload"):
+        outcomes = [watcher.poll_once().outcome for _ in range(3)]
+    assert outcomes == ["load_failed"] * 3 and swapped == []
+    assert metrics.reloads.labels(result="load_failed")._value.get() == 3  # noqa: SLF001
+    lines = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "ValueError: state.npz of recs-champion/3 is truncated" in lines[0].getMessage()
+    assert watcher.wanted == "recs-champion/3"  # /model_info shows what the alias names

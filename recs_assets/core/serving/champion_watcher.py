@@ -12,8 +12,9 @@ BentoML tag, so no list of the previous model is served from the cache.
 When the alias names a version that is not in the store (exported elsewhere, or a Bento built
 before that version existed), the watcher logs a warning once, counts every such poll
 (``recs_model_reloads_total{result="missing"}``) and keeps serving the current model; it picks the
-version up as soon as it is exported. A model that fails to load is not swapped in
-(``load_failed``). A failed poll (MLflow unreachable, locked SQLite file) is logged and counted
+version up as soon as it is exported. A model that fails to load (a load error, or an exception
+while reading it: a corrupt version) is not swapped in; every such poll counts ``load_failed``,
+with one warning line per version and no traceback. A failed poll (MLflow unreachable, locked SQLite file) is logged and counted
 (``error``); serving never depends on MLflow.
 
 A/B experiments: only the control variant follows the alias, and only when it serves the
@@ -187,7 +188,20 @@ class ChampionWatcher:
         served = self._served()
         if wanted == served:
             return self._result("unchanged", wanted)
-        model = self._load_version(wanted)
+        try:
+            model = self._load_version(wanted)
+        except Exception as err:  # a corrupt version: one line per version, counted load_failed
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            self._warn_once(
+                "load_failed",
+                wanted,
+                "model %s failed to load (%s: %s); still serving %s",
+                wanted,
+                type(err).__name__,
+                first,
+                served,
+            )
+            return self._result("load_failed", wanted)
         if model is None:
             self._warn_once(
                 "missing",
