@@ -6,7 +6,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
@@ -21,7 +20,7 @@ from recs_assets.core.evaluation.runner import (
 from recs_assets.core.evaluation.uncertainty import (
     DEFAULT_LEVEL,
     PairedDifference,
-    paired_bootstrap,
+    paired_difference,
 )
 from recs_assets.core.models.base import InteractionMatrix, Recommender, SideInfo
 from recs_assets.core.models.feature_encoder import FeatureEncoder
@@ -154,8 +153,8 @@ def decide_champion(
         return ChampionDecision(
             best, ranked, incumbent, None, f"the incumbent {incumbent} is still the best"
         )
-    a, b = best.evaluation, holder.evaluation
-    if metric not in a.per_user or metric not in b.per_user:
+    diff = paired_difference(best.evaluation, holder.evaluation, metric, level=level)
+    if diff is None:
         return ChampionDecision(
             best,
             ranked,
@@ -163,8 +162,6 @@ def decide_champion(
             None,
             f"{best.family} is the best; no per-user values to compare with {incumbent}",
         )
-    common, ia, ib = np.intersect1d(a.per_user_rows, b.per_user_rows, return_indices=True)
-    diff = paired_bootstrap(a.per_user[metric][ia], b.per_user[metric][ib], level=level)
     span = f"{metric} {diff.mean:+.4f}, {level:.0%} interval [{diff.low:+.4f}, {diff.high:+.4f}]"
     if diff.clears(min_gain):
         return ChampionDecision(

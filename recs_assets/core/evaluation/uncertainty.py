@@ -113,14 +113,34 @@ def compare_to_best(
     for e in measured:
         if e is best:
             continue
-        common, ia, ib = np.intersect1d(e.per_user_rows, best.per_user_rows, return_indices=True)
-        if len(common) == 0:
-            continue
-        out[e.model] = paired_bootstrap(
-            e.per_user[metric][ia],
-            best.per_user[metric][ib],
-            resamples=resamples,
-            level=level,
-            seed=seed,
-        )
+        diff = paired_difference(e, best, metric, resamples=resamples, level=level, seed=seed)
+        if diff is not None:
+            out[e.model] = diff
     return best.model, out
+
+
+def paired_difference(
+    challenger: ModelEvaluation,
+    reference: ModelEvaluation,
+    metric: str,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> PairedDifference | None:
+    """``challenger - reference`` in ``metric`` over the users both were measured on (None: one
+    of them has no per-user values of ``metric``, or they share no user)."""
+    if metric not in challenger.per_user or metric not in reference.per_user:
+        return None
+    common, ia, ib = np.intersect1d(
+        challenger.per_user_rows, reference.per_user_rows, return_indices=True
+    )
+    if len(common) == 0:
+        return None
+    return paired_bootstrap(
+        challenger.per_user[metric][ia],
+        reference.per_user[metric][ib],
+        resamples=resamples,
+        level=level,
+        seed=seed,
+    )
