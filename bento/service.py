@@ -22,7 +22,7 @@ import bentoml
 from pydantic import Field
 
 from recs_assets.core.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
-from recs_assets.core.serving.access import AccessControl
+from recs_assets.core.serving.access import AccessControl, checked_keys
 from recs_assets.core.serving.cache import make_cache
 from recs_assets.core.serving.champion_watcher import (
     ChampionWatcher,
@@ -234,7 +234,9 @@ class RecsService:
         return info
 
 
-# API keys with scopes and per-key rate limits (off in the local default; required in production)
+# API keys with scopes and per-key rate limits (off in the local default; required in production).
+# A broken key configuration stops `bentoml serve` here, before any worker starts.
+checked_keys()
 RecsService.add_asgi_middleware(AccessControl)
 # bodies above RECS_MAX_BODY_BYTES get 413 before they are read whole
 RecsService.add_asgi_middleware(BodyLimit, max_bytes=max_body_bytes())

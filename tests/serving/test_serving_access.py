@@ -140,3 +140,36 @@ def test_client_errors_log_one_line_server_errors_keep_their_traceback() -> None
     crashed = record(RuntimeError("boom"))
     assert OneLineClientErrors().filter(crashed)
     assert crashed.exc_info is not None and crashed.levelname == "ERROR"
+
+
+@pytest.mark.slow
+def test_bentoml_serve_in_production_without_keys_stops_at_once(tmp_path: Path) -> None:
+    """No restart loop: the server process exits with the reason before any worker starts."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from recs_assets.core.paths import REPO_ROOT
+
+    export_tiny(tmp_path / "bentoml")
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "RECS_DEPLOYMENT": "production",
+        "RECS_API_KEYS": "",
+        "RECS_API_KEYS_FILE": "",
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "RECS_DEPLOYMENT=production needs API keys" in done.stdout + done.stderr
+    assert time.monotonic() - started < 60
