@@ -60,7 +60,7 @@ class DailyInteractionsConfig(Config):
     ``max_rejected_share``: the largest share of the run's events that may be quarantined before
     the blocking ``raw_interactions_rejected_share`` check fails; ``engine``: where the contract
     runs: ``pandas`` (on the driver), ``spark`` (Spark SQL on the executors, same quarantine), or
-    ``auto``: Spark when a Spark master is configured (``RECS_SPARK_MASTER``) or the run holds
+    ``auto``: Spark when a Spark master is configured (``RECS_SPARK_MASTER``) or the source holds
     more than ``spark_above_events`` events, else pandas."""
 
     now: str = ""
