@@ -80,7 +80,7 @@ def test_rate_limit_answers_429_with_retry_after(
         assert int(limited[0].headers["retry-after"]) >= 1
         assert "5 requests/s" in limited[0].json()["error"]
     # counted in Redis (shared by every worker), under the deployment's prefix
-    assert any(redis.Redis.from_url(REDIS_URL).scan_iter(f"{prefix}:rate:key:app:*"))
+    assert any(redis.Redis.from_url(REDIS_URL).scan_iter(f"{prefix}-rate:key:app:*"))
 
 
 def test_a_dead_redis_degrades_to_counting_in_process() -> None:

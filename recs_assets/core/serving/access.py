@@ -169,7 +169,7 @@ class RateLimiter:
     def _count_redis(self, client: str, window: int, now: float) -> int | None:
         if self._redis is None or now < self._skip_until:
             return None
-        key = f"{self.prefix}:rate:{client}:{window}"
+        key = f"{self.prefix}-rate:{client}:{window}"  # beside the cache's ``{prefix}:`` keys
         try:
             pipe = self._redis.pipeline()
             pipe.incr(key)

@@ -60,7 +60,8 @@ class ImpressionIndex:
         return "redis" if self._redis is not None else "local"
 
     def _key(self, user_id: str) -> str:
-        return f"{self.prefix}:served:{user_id}"
+        # beside, not inside, the response cache's ``{prefix}:<model tag>:...`` namespace
+        return f"{self.prefix}-served:{user_id}"
 
     def remember(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> None:
         """Record that ``item_ids`` were shown to ``user_id`` (now)."""
