@@ -141,7 +141,13 @@ def checked_keys(env: Mapping[str, str] | None = None) -> list[ApiKey]:
 class RateLimiter:
     """Requests per second per client, counted in Redis when given, else in this process."""
 
-    def __init__(self, per_second: int, redis_url: str | None = None, prefix: str = "recs") -> None:
+    def __init__(
+        self,
+        per_second: int,
+        redis_url: str | None = None,
+        prefix: str = "recs",
+        timeout_s: float = 0.1,
+    ) -> None:
         self.per_second = per_second
         self.prefix = prefix
         self._local: dict[tuple[str, int], int] = {}
@@ -152,14 +158,15 @@ class RateLimiter:
             import redis
 
             self._redis = redis.Redis.from_url(
-                redis_url, socket_timeout=0.05, socket_connect_timeout=0.05, retry=None
+                redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=None
             )
 
-    def allow(self, client: str) -> tuple[bool, float]:
-        """(allowed, seconds until the next window) for one request of ``client``."""
+    def allow(self, client: str, now: float | None = None) -> tuple[bool, float]:
+        """(allowed, seconds until the next window) for one request of ``client`` (at ``now``,
+        default the wall clock)."""
         if self.per_second <= 0:
             return True, 0.0
-        now = time.time()
+        now = time.time() if now is None else now
         window = int(now)
         count = self._count_redis(client, window, now)
         if count is None:
@@ -173,7 +180,7 @@ class RateLimiter:
         try:
             pipe = self._redis.pipeline()
             pipe.incr(key)
-            pipe.expire(key, 2)
+            pipe.expire(key, 10)  # a few windows back stay readable (tests, debugging)
             return int(pipe.execute()[0])
         except Exception as err:  # noqa: BLE001 - any Redis failure: count in process for a while
             self._skip_until = now + 5.0
@@ -204,7 +211,10 @@ class AccessControl:
         rate = env.get(RATE_ENV, "").strip()
         per_second = int(rate) if rate else (PRODUCTION_RATE_PER_S if production else 0)
         self.limiter = RateLimiter(
-            per_second, env.get(REDIS_URL_ENV) or None, env.get("RECS_CACHE_PREFIX", "recs")
+            per_second,
+            env.get(REDIS_URL_ENV) or None,
+            env.get("RECS_CACHE_PREFIX", "recs"),
+            float(env.get("RECS_REDIS_TIMEOUT_S", "0.1") or 0.1),  # as the response cache's
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
