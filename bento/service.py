@@ -48,7 +48,11 @@ from recs_assets.core.serving.schemas import (
     SimilarItems,
 )
 from recs_assets.core.serving.settings import DEFAULT_MODEL_TAG, ServingSettings
-from recs_assets.core.serving.telemetry import default_metrics, quiet_client_errors
+from recs_assets.core.serving.telemetry import (
+    bounded_route_metrics,
+    default_metrics,
+    quiet_client_errors,
+)
 from recs_assets.core.serving.trending_follower import (
     TrendingFollower,
     trending_follower_from_settings,
@@ -56,6 +60,7 @@ from recs_assets.core.serving.trending_follower import (
 
 logger = logging.getLogger("recs.service")
 quiet_client_errors()  # a rejected request logs one line, not a traceback
+bounded_route_metrics()  # /metrics labels: declared routes only, unknown paths share one
 
 # printable ids only: a NUL byte or a line break in an id would be stored in the feedback and
 # exposure logs and the training data (400 names the field)

@@ -176,6 +176,16 @@ def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
             in metrics
         )
         assert "bentoml_service_request_total" in metrics
+        # unknown paths share one label: 1,000 of them add no line to /metrics
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("/no-such-page").status_code == 404  # creates the shared series
+            lines = len(http.get("/metrics").text.splitlines())
+            for _ in range(1000):
+                assert http.get(f"/x/{uuid.uuid4().hex}").status_code == 404
+            after = http.get("/metrics").text
+        assert len(after.splitlines()) == lines
+        assert 'endpoint="/<unmatched>"' in after and "/x/" not in after
+        assert 'endpoint="/recommend"' in after
         # each rejected request is one log line, without a traceback
         log = (tmp_path / "serve-0.log").read_text()
         assert log.count("rejected (400)") >= len(bad_requests)

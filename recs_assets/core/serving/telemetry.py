@@ -7,8 +7,10 @@ the service module, and ``prometheus_client`` must see it when metrics are made.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, MutableMapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -143,3 +145,67 @@ def quiet_client_errors() -> None:
     target = logging.getLogger(HTTP_APP_LOGGER)
     if not any(isinstance(f, OneLineClientErrors) for f in target.filters):
         target.addFilter(OneLineClientErrors())
+
+
+# BentoML's own pages; every other path outside the service's API routes shares UNMATCHED
+BUILTIN_ROUTES = frozenset(
+    {"/", "/docs.json", "/schema.json", "/metrics", "/healthz", "/livez", "/readyz", "/health"}
+)
+UNMATCHED = "/<unmatched>"
+STATIC_PREFIX = "/static_content/"
+
+
+def route_label(path: str, routes: Collection[str]) -> str:
+    """The ``endpoint`` label of a request: its path when it is a declared API route or one of
+    BentoML's pages, ``/static_content`` for the Swagger UI's files, else ``UNMATCHED``.
+
+    A label made from any path a client sends is a new Prometheus series per path: 200 random
+    paths grew ``/metrics`` from 136 KB to 860 KB, and the series live as long as the process.
+    """
+    if path in routes or path in BUILTIN_ROUTES:
+        return path
+    if path.startswith(STATIC_PREFIX):
+        return STATIC_PREFIX.rstrip("/")
+    return UNMATCHED
+
+
+_ORIGINAL_PATH = "recs.original_path"
+
+
+def bounded_route_metrics() -> None:
+    """Make BentoML's HTTP metrics middleware label requests with ``route_label``.
+
+    BentoML puts its metrics middleware outside every user middleware and labels each request
+    with the raw ``scope["path"]``, so a user middleware cannot bound the labels. This swaps in
+    a subclass, before the worker builds its app, that gives the middleware a copy of the scope
+    with the bounded label as its path and restores the real path for the app inside. Call it at
+    import of the service module (``bento/service.py``); it is idempotent.
+    """
+    from bentoml._internal.context import server_context
+    from bentoml._internal.server.http import instruments
+
+    base = instruments.RunnerTrafficMetricsMiddleware
+    if getattr(base, "bounded_routes", False):
+        return
+
+    class BoundedRouteMetrics(base):  # type: ignore[misc, valid-type]
+        bounded_routes = True
+
+        def __init__(self, app: Any, **kwargs: Any) -> None:
+            async def restore_path(
+                scope: MutableMapping[str, Any], receive: Any, send: Any
+            ) -> None:
+                if _ORIGINAL_PATH in scope:
+                    scope = {**scope, "path": scope[_ORIGINAL_PATH]}
+                await app(scope, receive, send)
+
+            super().__init__(restore_path, **kwargs)
+
+        async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                label = route_label(scope["path"], server_context.service_routes)
+                if label != scope["path"]:
+                    scope = {**scope, "path": label, _ORIGINAL_PATH: scope["path"]}
+            await super().__call__(scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware = BoundedRouteMetrics
