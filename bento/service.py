@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Annotated, Literal
 
 import bentoml
+from bentoml._internal.context import server_context
 from pydantic import Field
 
 from recs_assets.core.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
@@ -29,7 +31,12 @@ from recs_assets.core.serving.champion_watcher import (
     champion_watcher_from_settings,
 )
 from recs_assets.core.serving.engine import RecommendationEngine
-from recs_assets.core.serving.export import load_serving_model, serving_model_from_store
+from recs_assets.core.serving.export import (
+    StartupModelError,
+    check_startup_model,
+    load_serving_model,
+    serving_model_from_store,
+)
 from recs_assets.core.serving.exposure import exposure_log_from_env
 from recs_assets.core.serving.heap import freeze_long_lived
 from recs_assets.core.serving.impressions import impression_index_from_env
@@ -240,8 +247,16 @@ class RecsService:
 
 
 # API keys with scopes and per-key rate limits (off in the local default; required in production).
-# A broken key configuration stops `bentoml serve` here, before any worker starts.
-checked_keys()
+# A broken key configuration stops `bentoml serve` here, before any worker starts, with one line.
+# A model that cannot load stops it too, checked in the serving process before any worker starts
+# (workers have a worker_index; a plain import or `bentoml build` does not check): one line and
+# exit status 1, not a restart loop.
+try:
+    checked_keys()
+    if server_context.worker_index is None and sys.argv[1:2] == ["serve"]:  # `bentoml serve`
+        check_startup_model(os.environ.get("RECS_BENTO_MODEL", DEFAULT_MODEL_TAG))
+except (ValueError, StartupModelError) as exc:
+    raise SystemExit(str(exc)) from None
 RecsService.add_asgi_middleware(AccessControl)
 # bodies above RECS_MAX_BODY_BYTES get 413 before they are read whole
 RecsService.add_asgi_middleware(BodyLimit, max_bytes=max_body_bytes())

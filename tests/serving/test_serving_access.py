@@ -179,5 +179,6 @@ def test_bentoml_serve_in_production_without_keys_stops_at_once(tmp_path: Path) 
         timeout=120,
     )
     assert done.returncode != 0
-    assert "RECS_DEPLOYMENT=production needs API keys" in done.stdout + done.stderr
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) == 1 and "RECS_DEPLOYMENT=production needs API keys" in said[0], said
     assert time.monotonic() - started < 60

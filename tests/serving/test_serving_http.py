@@ -252,3 +252,35 @@ def test_redis_dying_mid_traffic_fails_no_request(
     record_property("cache_errors", info["cache_errors"])
     assert info["cache_errors"] >= 1  # the outage was seen and counted
     assert "cache" in sources[-20:]  # hits again after Redis came back: reconnected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broken", ["train.npz", "model/state.npz"])
+def test_a_model_that_cannot_load_stops_the_server_with_one_line(
+    tmp_path: Path, broken: str
+) -> None:
+    """No restart loop behind an open port: ``bentoml serve`` exits 1 within 30 s, saying why."""
+    import subprocess
+    import sys
+
+    from recs_assets.core.paths import REPO_ROOT
+
+    home = tmp_path / "bentoml"
+    tag = export_tiny(home)
+    name, version = tag.split(":")
+    (home / "models" / name / version / broken).write_bytes(b"not a numpy file" * 8)
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 1 and elapsed < 30, (done.returncode, elapsed)
+    assert len(said) == 1, said
+    assert said[0].startswith("recs: cannot start, model recs_recommender:latest does not load")

@@ -175,13 +175,17 @@ class ServingModel:
 
     @classmethod
     def load(
-        cls, path: str | Path, labels: dict[str, str] | None = None, version: str | None = None
+        cls,
+        path: str | Path,
+        labels: dict[str, str] | None = None,
+        version: str | None = None,
+        strict: bool = False,
     ) -> ServingModel:
         """Load a serving folder written by ``write_artifacts``.
 
         Missing id maps, training matrix, popularity or item files raise (nothing can be served
-        without them). A model that fails to load is logged and kept as ``load_error``; the
-        service then answers from popularity.
+        without them). A model that fails to load raises when ``strict``; otherwise it is logged
+        and kept as ``load_error``, and the service answers from popularity.
         """
         folder = Path(path)
         info = json.loads((folder / "serving.json").read_text())
@@ -232,6 +236,8 @@ class ServingModel:
                     f"{serving.recommender.n_items_}) does not match the id maps {matrix.shape}"
                 )
         except LOAD_ERRORS as exc:
+            if strict:
+                raise
             serving.recommender = None
             serving.load_error = f"{type(exc).__name__}: {exc}"
             logger.error(

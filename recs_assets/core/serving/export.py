@@ -58,16 +58,38 @@ def export_model(
     return bento_model.tag
 
 
-def load_serving_model(tag: str) -> ServingModel:
-    """Load the BentoML model ``tag`` from the local model store as a ``ServingModel``."""
+def load_serving_model(tag: str, strict: bool = False) -> ServingModel:
+    """Load the BentoML model ``tag`` from the local model store as a ``ServingModel``
+    (``strict``: a recommender that fails to load raises instead of leaving popularity)."""
     stored = bentoml.models.get(tag)
-    return serving_model_from_store(stored)
+    return serving_model_from_store(stored, strict)
 
 
-def serving_model_from_store(stored: bentoml.Model) -> ServingModel:
+def serving_model_from_store(stored: bentoml.Model, strict: bool = False) -> ServingModel:
     """A ``ServingModel`` from a stored BentoML model (labels kept; version from its labels)."""
     labels = {str(k): str(v) for k, v in stored.info.labels.items()}
     version = labels.get("model_version") or str(stored.tag.version)
-    serving = ServingModel.load(stored.path, labels=labels, version=version)
+    serving = ServingModel.load(stored.path, labels=labels, version=version, strict=strict)
     serving.labels.setdefault("bento_tag", str(stored.tag))
     return serving
+
+
+class StartupModelError(RecommenderError):
+    """The model the service is started with cannot be loaded; the message is one line."""
+
+
+def check_startup_model(tag: str) -> ServingModel:
+    """Load ``tag`` fully (serving files and recommender) or raise ``StartupModelError``.
+
+    ``bento/service.py`` calls it once in the ``bentoml serve`` process, before any worker
+    starts: a model that cannot load then stops the server at once with one line, instead of
+    workers failing and restarting in a loop while the port accepts connections. (A champion
+    that breaks later, behind the alias, is refused by the watcher and the old one stays.)
+    """
+    try:
+        return load_serving_model(tag, strict=True)
+    except Exception as exc:  # any failure to read the folder is the same answer: do not start
+        raise StartupModelError(
+            f"recs: cannot start, model {tag} does not load: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}"
+        ) from exc
