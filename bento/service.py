@@ -23,9 +23,10 @@ import bentoml
 from bentoml._internal.context import server_context
 from pydantic import Field
 
+from recs_assets.core.forget import forget_user, targets_from_env
 from recs_assets.core.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
 from recs_assets.core.serving.access import AccessControl, checked_keys
-from recs_assets.core.serving.cache import make_cache
+from recs_assets.core.serving.cache import Cache, LRUCache, make_cache
 from recs_assets.core.serving.champion_watcher import (
     ChampionWatcher,
     champion_watcher_from_settings,
@@ -45,16 +46,19 @@ from recs_assets.core.serving.online_feature_reader import (
     OnlineFeatureReader,
     online_feature_reader_from_settings,
 )
+from recs_assets.core.serving.openapi import ApiContract
 from recs_assets.core.serving.schemas import (
     BatchRecommendations,
     FeedbackAck,
+    ForgetAck,
     ModelInfo,
     Recommendations,
     RequestContext,
     Scores,
     SimilarItems,
+    WholeNumber,
 )
-from recs_assets.core.serving.settings import DEFAULT_MODEL_TAG, ServingSettings
+from recs_assets.core.serving.settings import ServingSettings, bento_model_tag, serving_workers
 from recs_assets.core.serving.telemetry import (
     bounded_route_metrics,
     default_metrics,
@@ -91,7 +95,9 @@ ItemId = Annotated[
     ),
 ]
 K = Annotated[
-    int, Field(ge=1, le=100, strict=True, description="Number of items to return, 1-100.")
+    int,
+    Field(ge=1, le=100, strict=True, description="Number of items to return, 1-100."),
+    WholeNumber,  # 10.0 is an integer to JSON Schema; true and "10" stay a 400
 ]
 ExcludeSeen = Annotated[
     bool, Field(strict=True, description="Leave out items the user interacted with in training.")
@@ -101,13 +107,25 @@ ExcludeSeen = Annotated[
 # A short request timeout keeps few requests' timers and traces alive at once: at 200 requests/s a
 # 30 s timeout kept ~200,000 objects for the collector to scan (100 ms pauses); 5 s keeps p99 low.
 REQUEST_TIMEOUT_S = float(os.environ.get("RECS_REQUEST_TIMEOUT_S", "5"))
+# RECS_BENTO_MODEL, else the model a built Bento was made for, else the newest exported one
+MODEL_TAG = bento_model_tag(__file__)
+# Threads per worker for the endpoints (BentoML's default is 1: a batch would stall every other
+# request of its worker until it ends), and the interpreter's thread switch interval.
+THREADS = int(os.environ.get("RECS_THREADS", "4"))
+SWITCH_INTERVAL_S = 0.001
 
 
-@bentoml.service(name="recs", http={"port": 3001}, traffic={"timeout": REQUEST_TIMEOUT_S})
+@bentoml.service(
+    name="recs",
+    http={"port": 3001},
+    traffic={"timeout": REQUEST_TIMEOUT_S},
+    threads=THREADS,
+    workers=serving_workers(),  # RECS_WORKERS; one per core in production, one locally
+)
 class RecsService:
     """Recommendations from the champion model, cached, with a popularity fallback."""
 
-    bento_model = bentoml.models.BentoModel(os.environ.get("RECS_BENTO_MODEL", DEFAULT_MODEL_TAG))
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
         self.settings = ServingSettings.from_env()
@@ -119,6 +137,7 @@ class RecsService:
         self.watcher: ChampionWatcher | None = None
         self.features: OnlineFeatureReader | None = None
         self.trending: TrendingFollower | None = None
+        self.cache: Cache | None = None
         for name, m in self.models.items():
             logger.info("variant %s: %s (%s)", name, m.labels.get("bento_tag"), m.model_name)
 
@@ -128,9 +147,13 @@ class RecsService:
         contacted on the first request), the online feature reader, the trending follower, the
         experiment router, and the watcher that follows the champion alias."""
         s = self.settings
+        # a long batch holds the GIL at most 1 ms at a time (default 5 ms), so the requests beside
+        # it get their turns: /recommend p99 beside maximal batches (bench/faults.py)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         cache = make_cache(
             s.redis_url, s.cache_ttl_s, s.cache_size, s.redis_timeout_s, s.redis_backoff_s
         )
+        self.cache = cache
         metrics = default_metrics()
         self.features = online_feature_reader_from_settings(s, cache, metrics)
         self.trending = trending_follower_from_settings(s, metrics)
@@ -238,6 +261,27 @@ class RecsService:
         return self._router().feedback(user_id, item_id, event, variant, model_version)
 
     @bentoml.api
+    def forget_user(self, user_id: UserId) -> ForgetAck:
+        """Admin: remove a user (the id the tables hold) from the data dir's tables and logs, the
+        online store, the caches and impressions, and log the request so retrains leave the user
+        out. The served model forgets the user at the next retrain (docs/security.md)."""
+        router = self._router()
+        if router.exposure is not None:
+            router.exposure.flush()  # rows still buffered would bring the user back
+        report = forget_user(targets_from_env(), user_id, requested_by="api")
+        cached = self.cache.forget_user(user_id) if isinstance(self.cache, LRUCache) else 0
+        if router.impressions is not None:
+            router.impressions.forget_user(user_id)
+        return ForgetAck(
+            user_id=user_id,
+            request_id=report.request_id,
+            parquet_rows=report.parquet_rows,
+            online_store_rows=report.online_store_rows,
+            redis_keys=report.redis_keys,
+            cached_lists=cached,
+        )
+
+    @bentoml.api
     def model_info(self) -> ModelInfo:
         """Model version, labels, load status and cache counters of this worker."""
         info = self._engine().info()
@@ -254,9 +298,11 @@ class RecsService:
 try:
     checked_keys()
     if server_context.worker_index is None and sys.argv[1:2] == ["serve"]:  # `bentoml serve`
-        check_startup_model(os.environ.get("RECS_BENTO_MODEL", DEFAULT_MODEL_TAG))
+        check_startup_model(MODEL_TAG)
 except (ValueError, StartupModelError) as exc:
     raise SystemExit(str(exc)) from None
 RecsService.add_asgi_middleware(AccessControl)
 # bodies above RECS_MAX_BODY_BYTES get 413 before they are read whole
 RecsService.add_asgi_middleware(BodyLimit, max_bytes=max_body_bytes())
+# /docs.json declares every answer (errors, nullable fields); error bodies are objects
+RecsService.add_asgi_middleware(ApiContract)

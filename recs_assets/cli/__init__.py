@@ -23,6 +23,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "recs_assets.cli.evaluate:eval_command",
         "Evaluate models on a Phase 1 source under a protocol.",
     ),
+    "forget-user": (
+        "recs_assets.cli.forget_user:forget_user_command",
+        "Remove a user from every store; later retrains leave them out.",
+    ),
     "generate": (
         "recs_assets.cli.generate:generate_command",
         "Generate a synthetic Phase 1 data set as files.",

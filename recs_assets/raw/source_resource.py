@@ -11,6 +11,7 @@ import os
 from dagster import ConfigurableResource
 
 from recs_assets.core.phase1.files import read_tables
+from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests
 from recs_assets.core.phase1.movielens import load_movielens
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.source_contract import SourceContract
@@ -52,7 +53,12 @@ class Phase1Source(ConfigurableResource):
         return declared.with_overrides(self.rating_scale, self.event_types)
 
     def load(self) -> Phase1Tables:
-        """The three tables, pseudonymized, in the canonical columns (not yet validated)."""
+        """The three tables, pseudonymized, in the canonical columns (not yet validated), without
+        the rows of users who asked to be forgotten (``recs forget-user``)."""
+        tables, _ = drop_forgotten(self._load_source(), forget_requests().digests())
+        return tables
+
+    def _load_source(self) -> Phase1Tables:
         if self.kind == "synthetic":
             if self.preset not in PRESETS:
                 raise ValueError(

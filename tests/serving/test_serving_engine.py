@@ -26,7 +26,7 @@ from recs_assets.core.serving.batch_scoring import (
 from recs_assets.core.serving.cache import LRUCache
 from recs_assets.core.serving.engine import InputError, RecommendationEngine, UnknownItemError
 from recs_assets.core.serving.export import export_model, load_serving_model
-from recs_assets.core.serving.settings import ServingSettings
+from recs_assets.core.serving.settings import ServingSettings, serving_workers
 from recs_assets.core.serving.telemetry import ServingMetrics
 
 
@@ -93,6 +93,23 @@ def test_batch_keeps_order_and_mixes_sources(pop_engine) -> None:
     assert [r.source for r in out.results] == ["model", "fallback", "cache"]
     # u1 saw i0..i3: i4 (1 user) then i5 (0)
     assert ids(out.results[2]) == ["i4", "i5"]
+
+
+def test_a_batch_is_capped_by_its_items_users_times_k(tmp_path: Path) -> None:
+    engine = engine_for(write_serving_folder(tmp_path / "m"), max_batch_items=6)
+    assert len(engine.recommend_batch(["u1", "u2", "u3"], k=2).results) == 3  # 6 items: allowed
+    with pytest.raises(InputError, match=r"at most 6 items .*RECS_MAX_BATCH_ITEMS.*3 users x k=3"):
+        engine.recommend_batch(["u1", "u2", "u3"], k=3)
+
+
+def test_serving_workers_from_the_environment() -> None:
+    assert serving_workers({}, cores=8) == 1  # local default: one worker, one in-process cache
+    assert serving_workers({"RECS_DEPLOYMENT": "production"}, cores=8) == 8
+    assert serving_workers({"RECS_DEPLOYMENT": "production", "RECS_WORKERS": "3"}, cores=8) == 3
+    assert serving_workers({"RECS_WORKERS": "2"}, cores=8) == 2
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="RECS_WORKERS must be a positive integer"):
+            serving_workers({"RECS_WORKERS": bad})
 
 
 def test_bad_input_is_rejected_with_specifics(tmp_path: Path) -> None:

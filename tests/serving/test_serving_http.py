@@ -284,3 +284,54 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_line(
     assert done.returncode == 1 and elapsed < 30, (done.returncode, elapsed)
     assert len(said) == 1, said
     assert said[0].startswith("recs: cannot start, model recs_recommender:latest does not load")
+
+
+def _workers_under(root: int) -> int:
+    """Service worker processes descended from the ``bentoml serve`` process ``root``."""
+    parent: dict[int, int] = {}
+    cmdlines: dict[int, bytes] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdlines[int(proc.name)] = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return sum(
+        1
+        for pid, cmd in cmdlines.items()
+        if b"_bentoml_impl.worker.service" in cmd and descends(pid)
+    )
+
+
+@pytest.mark.slow
+def test_recs_workers_sets_the_worker_processes(tmp_path: Path) -> None:
+    """``RECS_WORKERS=2``: two worker processes answer (one is the local default)."""
+    home = tmp_path / "bentoml"
+    export_tiny(home)
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "RECS_WORKERS": "2",
+        "RECS_REDIS_URL": "",
+    }
+    service = start_service(env, tmp_path / "serve.log")
+    try:
+        assert _workers_under(service.proc.pid) == 2
+        with httpx.Client(base_url=service.url, timeout=10) as http:
+            for i in range(20):
+                r = http.post("/recommend", json={"user_id": f"u{i % 6}", "k": 2})
+                assert r.status_code == 200
+    finally:
+        service.stop()

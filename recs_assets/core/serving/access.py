@@ -49,6 +49,7 @@ ROUTE_SCOPES: dict[str, str] = {
     "/score": "read",
     "/feedback": "write",
     "/model_info": "admin",
+    "/forget_user": "admin",
     "/metrics": "admin",
 }
 OPEN_PATHS: tuple[str, ...] = ("/readyz", "/livez", "/healthz", "/docs.json", "/", "/docs")

@@ -132,6 +132,20 @@ class LRUCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def forget_user(self, user_id: str) -> int:
+        """Drop every cached list of ``user_id`` (any model version, k or context); entries
+        dropped. (Redis entries are deleted by ``recs_assets.core.forget``.)"""
+        part = f"u={user_id}"
+        with self._lock:
+            gone = [
+                k
+                for k in self._data
+                if ":rec:" in k and (f"{part}," in k or k.endswith(part) or f",{part}," in k)
+            ]
+            for k in gone:
+                del self._data[k]
+        return len(gone)
+
     def close(self) -> None:
         with self._lock:
             self._data.clear()

@@ -389,6 +389,12 @@ class RecommendationEngine:
                     f"user_ids must hold between 1 and {self.settings.max_batch_users} ids, "
                     f"got {len(user_ids)}"
                 )
+            if len(user_ids) * k > self.settings.max_batch_items:
+                raise InputError(
+                    f"a batch answers at most {self.settings.max_batch_items} items (users x k, "
+                    f"RECS_MAX_BATCH_ITEMS): {len(user_ids)} users x k={k} is "
+                    f"{len(user_ids) * k}; send fewer users per request or a smaller k"
+                )
             results = self._recommend_many(
                 [str(u) for u in user_ids], k, exclude_seen, {}, "recommend_batch"
             )

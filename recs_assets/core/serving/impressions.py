@@ -84,6 +84,12 @@ class ImpressionIndex:
             while len(self._local) > self.max_users:
                 self._local.popitem(last=False)
 
+    def forget_user(self, user_id: str) -> None:
+        """Drop this process's impressions of ``user_id`` (the Redis hash is deleted by
+        ``recs_assets.core.forget``)."""
+        with self._lock:
+            self._local.pop(user_id, None)
+
     def seen(self, user_id: str, item_id: str, now: float | None = None) -> bool:
         """Whether ``item_id`` was shown to ``user_id`` within the window."""
         at = time.time() if now is None else now

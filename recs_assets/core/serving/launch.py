@@ -43,24 +43,25 @@ class Service:
 
 
 def start_service(
-    env: dict[str, str], log: Path, timeout_s: float = 180, service: str = SERVICE
+    env: dict[str, str],
+    log: Path,
+    timeout_s: float = 180,
+    service: str = SERVICE,
+    python: str = sys.executable,
+    cwd: Path = REPO_ROOT,
 ) -> Service:
-    """``bentoml serve bento.service:RecsService`` on a free port, once ``/readyz`` answers."""
+    """``bentoml serve bento.service:RecsService`` on a free port, once ``/readyz`` answers.
+
+    ``service`` may be a built Bento's tag, ``python`` another environment's interpreter (the
+    one holding that Bento's requirements) and ``cwd`` a folder outside the checkout.
+    """
     import httpx
 
     port = free_port()
     fh = open(log, "w")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            service,
-            "--port",
-            str(port),
-        ],
-        cwd=REPO_ROOT,
+        [python, "-m", "bentoml", "serve", service, "--port", str(port)],
+        cwd=cwd,
         env=env,
         stdout=fh,
         stderr=subprocess.STDOUT,

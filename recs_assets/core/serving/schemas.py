@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Source = Literal["model", "cache", "fallback", "features"]
 Reason = Literal["model", "trending", "exploration", "popularity"]
+
+
+def _whole_number(value: object) -> object:
+    """``7.0`` as ``7``: JSON Schema's ``integer`` includes numbers written with a zero fraction.
+    Everything else goes on to a strict ``int`` check (``true``, ``"7"``, ``7.5`` stay a 400)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# after the Field(strict=True) of an int (placed before it, pydantic writes `ge` into the schema)
+WholeNumber = BeforeValidator(_whole_number)
 
 
 class RequestContext(BaseModel):
@@ -16,7 +28,9 @@ class RequestContext(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     device: str | None = Field(None, description="Client device, e.g. 'mobile', 'desktop', 'tv'.")
-    hour: int | None = Field(None, ge=0, le=23, description="Local hour of the request, 0-23.")
+    hour: Annotated[int | None, WholeNumber] = Field(
+        None, ge=0, le=23, strict=True, description="Local hour of the request, 0-23."
+    )  # strict: true or "7" is a 400, as the schema says, not hour 1 or 7
     platform: str | None = Field(None, description="Client platform, e.g. 'ios', 'web'.")
 
 
@@ -125,3 +139,16 @@ class FeedbackAck(BaseModel):
     variant: str = Field(description="Experiment variant credited (given, or the user's).")
     model_version: str = Field(description="Model version credited (given, or the variant's).")
     recorded: bool = Field(description="False when the exposure log is off (RECS_EXPOSURE_LOG).")
+
+
+class ForgetAck(BaseModel):
+    """A forget request carried out (``POST /forget_user``, admin scope)."""
+
+    user_id: str = Field(description="The user forgotten (the id the tables hold).")
+    request_id: str = Field(description="Id of the request in the forget log (audit).")
+    parquet_rows: dict[str, int] = Field(
+        description="Rows removed per Parquet file of the data dir (tables, logs)."
+    )
+    online_store_rows: int = Field(description="Rows removed from the Feast online store.")
+    redis_keys: int = Field(description="Redis keys removed (cached lists, impressions).")
+    cached_lists: int = Field(description="Cached lists removed from this worker's memory.")

@@ -12,6 +12,9 @@ Environment variables (all optional):
 - ``RECS_REDIS_BACKOFF_S``: how long to stop calling Redis after a failure (1.0).
 - ``RECS_MAX_BATCH_USERS``: most user ids in one ``/recommend_batch`` request (1000).
 - ``RECS_MAX_SCORE_ITEMS``: most item ids in one ``/score`` request (1000).
+- ``RECS_MAX_BATCH_ITEMS``: most items one ``/recommend_batch`` answer may hold, users x k
+  (10000): building and writing an answer costs about 3 us per item, so the cap keeps a maximal
+  batch near 50 ms and the requests beside it fast (``bench/faults.py``).
 - ``RECS_VARIANT``: experiment variant reported with every answer (``champion``).
 - ``RECS_MODEL_POLL_S``: seconds between two reads of the MLflow champion alias; the service swaps
   in the model it names (``recs_assets.core.serving.champion_watcher``). 0 turns hot reload off (5).
@@ -40,8 +43,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from recs_assets.core.contracts import CHAMPION_ALIAS, CHAMPION_MODEL, REDIS_URL_ENV
+from recs_assets.core.contracts import (
+    CHAMPION_ALIAS,
+    CHAMPION_MODEL,
+    DEPLOYMENT_ENV,
+    REDIS_URL_ENV,
+)
 
 DEFAULT_MODEL_TAG = "recs_recommender:latest"
 DEFAULT_REGISTERED_MODEL = CHAMPION_MODEL
@@ -63,6 +72,7 @@ class ServingSettings:
         redis_backoff_s: pause before calling Redis again after a failure, seconds.
         max_batch_users: most users per ``/recommend_batch`` call.
         max_score_items: most items per ``/score`` call.
+        max_batch_items: most items (users x k) per ``/recommend_batch`` answer.
         variant: experiment variant name echoed in every answer.
         model_poll_s: seconds between reads of the champion alias (0: no hot reload).
         registered_model: MLflow registered model whose alias is followed.
@@ -85,6 +95,7 @@ class ServingSettings:
     redis_backoff_s: float = 1.0
     max_batch_users: int = 1000
     max_score_items: int = 1000
+    max_batch_items: int = 10000
     variant: str = "champion"
     model_poll_s: float = 5.0
     registered_model: str = DEFAULT_REGISTERED_MODEL
@@ -98,7 +109,13 @@ class ServingSettings:
     exploration_max_feedback: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("cache_ttl_s", "cache_size", "max_batch_users", "max_score_items"):
+        for name in (
+            "cache_ttl_s",
+            "cache_size",
+            "max_batch_users",
+            "max_score_items",
+            "max_batch_items",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"serving setting {name} must be >= 1, got {getattr(self, name)}")
         for name in ("redis_timeout_s", "redis_backoff_s", "feast_timeout_s", "feast_backoff_s"):
@@ -147,6 +164,7 @@ class ServingSettings:
             redis_backoff_s=float(get("RECS_REDIS_BACKOFF_S", float, d.redis_backoff_s)),  # type: ignore[arg-type]
             max_batch_users=int(get("RECS_MAX_BATCH_USERS", int, d.max_batch_users)),  # type: ignore[arg-type]
             max_score_items=int(get("RECS_MAX_SCORE_ITEMS", int, d.max_score_items)),  # type: ignore[arg-type]
+            max_batch_items=int(get("RECS_MAX_BATCH_ITEMS", int, d.max_batch_items)),  # type: ignore[arg-type]
             variant=str(get("RECS_VARIANT", str, d.variant)),
             model_poll_s=float(get("RECS_MODEL_POLL_S", float, d.model_poll_s)),  # type: ignore[arg-type]
             registered_model=str(get("RECS_MODEL_NAME", str, d.registered_model)),
@@ -161,3 +179,50 @@ class ServingSettings:
                 get("RECS_EXPLORATION_MAX_FEEDBACK", int, d.exploration_max_feedback)  # type: ignore[arg-type]
             ),
         )
+
+
+WORKERS_ENV = "RECS_WORKERS"
+
+
+def serving_workers(env: Mapping[str, str] | None = None, cores: int | None = None) -> int:
+    """Worker processes of ``bentoml serve``: ``RECS_WORKERS`` when set, else one per core with
+    ``RECS_DEPLOYMENT=production`` and one in the local default.
+
+    One local worker keeps the in-process LRU cache and rate counters in one place (each worker
+    has its own); production shares them through Redis, so every core serves. Raises
+    ``ValueError`` for a value that is not a positive integer.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            workers = int(raw)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {raw!r}")
+        return workers
+    if env.get(DEPLOYMENT_ENV, "").strip().lower() == "production":
+        return max(1, cores if cores is not None else (os.cpu_count() or 1))
+    return 1
+
+
+def bento_model_tag(
+    service_file: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> str:
+    """The model to serve: ``RECS_BENTO_MODEL`` when set; else, when the service runs from a
+    built Bento (``<bento>/src/bento/service.py``), the model the Bento was built for (its
+    ``bento.yaml`` envs: ``bentoml serve <tag>`` outside a container does not apply them); else
+    ``DEFAULT_MODEL_TAG`` (the newest exported model)."""
+    env = os.environ if env is None else env
+    if env.get("RECS_BENTO_MODEL"):
+        return env["RECS_BENTO_MODEL"]
+    import yaml
+
+    manifest = Path(service_file).resolve().parents[2] / "bento.yaml"
+    if manifest.is_file():
+        info = yaml.safe_load(manifest.read_text()) or {}
+        for entry in info.get("envs") or []:
+            if entry.get("name") == "RECS_BENTO_MODEL" and entry.get("value"):
+                return str(entry["value"])
+    return DEFAULT_MODEL_TAG
