@@ -335,3 +335,34 @@ def test_recs_workers_sets_the_worker_processes(tmp_path: Path) -> None:
                 assert r.status_code == 200
     finally:
         service.stop()
+
+
+def test_forget_user_endpoint_clears_this_worker_and_logs_the_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST /forget_user`` (admin): the worker's cached lists and impressions of the user go,
+    the exposure log's buffered rows are written then scrubbed, the request is logged."""
+    from starlette.testclient import TestClient
+
+    from recs_assets.core.phase1.forgetting import forget_requests, user_digest
+
+    home = tmp_path / "bentoml"
+    export_tiny(home)
+    monkeypatch.delenv("RECS_REDIS_URL", raising=False)
+    monkeypatch.setenv("RECS_DATA_DIR", str(tmp_path / "data"))
+    with model_store(home), TestClient(service_asgi(), raise_server_exceptions=False) as client:
+        shown = client.post("/recommend", json={"user_id": "u3", "k": 2}).json()
+        assert client.post("/recommend", json={"user_id": "u3", "k": 2}).json()["source"] == "cache"
+        item = shown["items"][0]["item_id"]
+        ok = client.post("/feedback", json={"user_id": "u3", "item_id": item, "event": "click"})
+        assert ok.status_code == 200
+        r = client.post("/forget_user", json={"user_id": "u3"})
+        assert r.status_code == 200, r.text
+        ack = r.json()
+        assert ack["cached_lists"] == 1
+        assert sum(ack["parquet_rows"].values()) >= 2  # the served list and the click, flushed
+        # impressions forgotten: a click on what was shown before the request is refused
+        again = client.post("/feedback", json={"user_id": "u3", "item_id": item, "event": "click"})
+        assert again.status_code == 400
+        assert client.post("/recommend", json={"user_id": "u3", "k": 2}).json()["source"] == "model"
+    assert forget_requests().digests() == {user_digest("u3")}
