@@ -112,7 +112,7 @@ MODEL_TAG = bento_model_tag(__file__)
 # Threads per worker for the endpoints (BentoML's default is 1: a batch would stall every other
 # request of its worker until it ends), and the interpreter's thread switch interval.
 THREADS = int(os.environ.get("RECS_THREADS", "4"))
-SWITCH_INTERVAL_S = 0.001
+SWITCH_INTERVAL_S = float(os.environ.get("RECS_SWITCH_INTERVAL_S", "0.001"))
 
 
 @bentoml.service(

@@ -89,6 +89,23 @@ def test_redis_cache_roundtrip_with_ttl(prefix: str) -> None:
     assert isinstance(make_cache(None, 30, 10), LRUCache)
 
 
+def test_many_keys_in_one_round_trip(prefix: str) -> None:
+    c = RedisCache(REDIS_URL, ttl_s=30)
+    keys = [f"{prefix}:v1:rec:u={i}" for i in range(3)]
+    c.set_many([(keys[0], "a"), (keys[2], "c")])
+    assert c.get_many(keys) == ["a", None, "c"]
+    assert 0 < redis.Redis.from_url(REDIS_URL).ttl(keys[2]) <= 30
+    assert (c.stats.hits, c.stats.misses, c.stats.writes) == (2, 1, 2)
+    assert c.get_many([]) == []
+    lru = LRUCache(10, 30)
+    lru.set_many([("x", "1")])
+    assert lru.get_many(["x", "y"]) == ["1", None]
+    dead = RedisCache(f"redis://127.0.0.1:{free_port()}/0", ttl_s=30, timeout_s=0.05)
+    assert dead.get_many(keys) == [None, None, None]  # a dead Redis: misses, not errors raised
+    dead.set_many([(keys[0], "a")])
+    assert dead.stats.errors == 1 and dead.stats.misses == 3
+
+
 def test_redis_down_is_a_counted_miss_then_reconnects_after_backoff(tmp_path) -> None:
     port = free_port()  # nothing listens here yet
     clock = Clock()

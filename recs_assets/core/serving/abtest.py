@@ -253,8 +253,9 @@ class ExperimentRouter:
 
     def _remember(self, answers: Sequence[Recommendations]) -> None:
         if self.impressions is not None:
-            for answer in answers:
-                self.impressions.remember(answer.user_id, [it.item_id for it in answer.items])
+            self.impressions.remember_many(
+                [(a.user_id, [it.item_id for it in a.items]) for a in answers]
+            )
 
     def recommend_batch(
         self, user_ids: Sequence[str], k: int, exclude_seen: bool

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +62,14 @@ class Cache(Protocol):
 
     def set(self, key: str, value: str) -> None:
         """Store ``value`` for the cache's TTL; a backend failure is counted, not raised."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """``get`` of each key, in one round trip where the backend allows."""
+        ...
+
+    def set_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """``set`` of each (key, value), in one round trip where the backend allows."""
         ...
 
     def close(self) -> None:
@@ -128,6 +136,13 @@ class LRUCache:
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
             self.stats.writes += 1
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [self.get(k) for k in keys]
+
+    def set_many(self, items: Sequence[tuple[str, str]]) -> None:
+        for key, value in items:
+            self.set(key, value)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -243,6 +258,48 @@ class RedisCache:
             return
         with self._lock:
             self.stats.writes += 1
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """One ``MGET`` (a batch of 1,000 users made 1,000 round trips before)."""
+        if not keys:
+            return []
+        if not self.available:
+            with self._lock:
+                self.stats.skipped += len(keys)
+                self.stats.misses += len(keys)
+            return [None] * len(keys)
+        try:
+            raws = self.client.mget(list(keys))
+        except redis.RedisError as exc:
+            self._failed("get", exc)
+            with self._lock:
+                self.stats.misses += len(keys)
+            return [None] * len(keys)
+        out = [None if r is None else r.decode() if isinstance(r, bytes) else str(r) for r in raws]
+        with self._lock:
+            hits = sum(v is not None for v in out)
+            self.stats.hits += hits
+            self.stats.misses += len(out) - hits
+        return out
+
+    def set_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """One pipelined round trip of ``SET ... EX``."""
+        if not items:
+            return
+        if not self.available:
+            with self._lock:
+                self.stats.skipped += len(items)
+            return
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key, value in items:
+                    pipe.set(key, value, ex=self.ttl_s)
+                pipe.execute()
+        except redis.RedisError as exc:
+            self._failed("set", exc)
+            return
+        with self._lock:
+            self.stats.writes += len(items)
 
     def close(self) -> None:
         self.client.close()

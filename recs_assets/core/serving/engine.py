@@ -209,6 +209,35 @@ class RecommendationEngine:
         self.metrics.cache.labels(result="miss" if raw is None else "hit").inc()
         return None if raw is None else json.loads(raw)
 
+    def _cache_get_many(self, keys: list[str]) -> list[list[list[float]] | None]:
+        """``_cache_get`` of every key in one round trip (a batch's users)."""
+        if not keys:
+            return []
+        errors_before = self.cache.stats.errors
+        raws = self.cache.get_many(keys)
+        if self.cache.stats.errors > errors_before:
+            self.metrics.cache.labels(result="error").inc()
+        hits = sum(r is not None for r in raws)
+        if hits:
+            self.metrics.cache.labels(result="hit").inc(hits)
+        if len(raws) - hits:
+            self.metrics.cache.labels(result="miss").inc(len(raws) - hits)
+        return [None if r is None else json.loads(r) for r in raws]
+
+    def _cache_set_many(self, lists: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        """``_cache_set`` of every (key, items, scores) in one round trip."""
+        if not lists:
+            return
+        errors_before = self.cache.stats.errors
+        self.cache.set_many(
+            [
+                (key, json.dumps([[int(i), float(s)] for i, s in zip(idx, sc, strict=True)]))
+                for key, idx, sc in lists
+            ]
+        )
+        if self.cache.stats.errors > errors_before:
+            self.metrics.cache.labels(result="error").inc()
+
     def _cache_set(self, key: str, idx: np.ndarray, scores: np.ndarray) -> None:
         errors_before = self.cache.stats.errors
         self.cache.set(
@@ -411,8 +440,11 @@ class RecommendationEngine:
         train = self.model.train
         out: list[Recommendations | None] = [None] * len(user_ids)
         todo: list[tuple[int, int, str]] = []  # (position, user row, cache key)
+        known = [pos for pos, uid in enumerate(user_ids) if train.has_user(uid)]
+        keys = {pos: self._rec_key(user_ids[pos], k, exclude_seen, context) for pos in known}
+        cached = dict(zip(known, self._cache_get_many([keys[p] for p in known]), strict=True))
         for pos, uid in enumerate(user_ids):
-            if not train.has_user(uid):
+            if pos not in keys:
                 scores = self._new_user_scores(uid)
                 if scores is not None:  # nothing seen in training: nothing to exclude
                     idx, sc = top_k(scores[None, :], k)
@@ -425,8 +457,8 @@ class RecommendationEngine:
                     uid, self._items(cold.idx, cold.scores, cold.reasons), "fallback"
                 )
                 continue
-            key = self._rec_key(uid, k, exclude_seen, context)
-            hit = self._cache_get(key)
+            key = keys[pos]
+            hit = cached[pos]
             if hit is not None:
                 idx = np.array([int(i) for i, _ in hit], dtype=np.int64)
                 sc = np.array([s for _, s in hit], dtype=np.float64)
@@ -435,6 +467,7 @@ class RecommendationEngine:
                 out[pos] = self._answer(uid, items, "cache")
             else:
                 todo.append((pos, train.user_index(uid), key))
+        fresh: list[tuple[str, np.ndarray, np.ndarray]] = []
         if todo:
             rows = np.array([u for _, u, _ in todo], dtype=np.int64)
             computed = self._model_top_k(rows, k, exclude_seen)
@@ -453,9 +486,10 @@ class RecommendationEngine:
                 idx, sc = computed[0][j], computed[1][j]
                 keep = idx >= 0
                 idx, sc = idx[keep], sc[keep]
-                self._cache_set(key, idx, sc)  # the model's own list: slots are filled per answer
+                fresh.append((key, idx, sc))  # the model's own list: slots are filled per answer
                 items = self._blended_items(user_ids[pos], row, idx, sc, k, exclude_seen)
                 out[pos] = self._answer(user_ids[pos], items, "model")
+        self._cache_set_many(fresh)
         answers = [a for a in out if a is not None]
         for a in answers:
             self.metrics.requests.labels(endpoint=endpoint, source=a.source).inc()

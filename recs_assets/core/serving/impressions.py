@@ -65,22 +65,31 @@ class ImpressionIndex:
 
     def remember(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> None:
         """Record that ``item_ids`` were shown to ``user_id`` (now)."""
-        if not item_ids:
+        self.remember_many([(user_id, item_ids)], now)
+
+    def remember_many(
+        self, shown: Sequence[tuple[str, Sequence[str]]], now: float | None = None
+    ) -> None:
+        """``remember`` for several users' lists, in one Redis round trip (a batch's users)."""
+        shown = [(u, items) for u, items in shown if items]
+        if not shown:
             return
         at = time.time() if now is None else now
         if self._redis is not None and at >= self._skip_until:
             try:
-                pipe = self._redis.pipeline()
-                pipe.hset(self._key(user_id), mapping={i: at for i in item_ids})
-                pipe.expire(self._key(user_id), int(self.window_s) + 1)
+                pipe = self._redis.pipeline(transaction=False)
+                for user_id, item_ids in shown:
+                    pipe.hset(self._key(user_id), mapping={i: at for i in item_ids})
+                    pipe.expire(self._key(user_id), int(self.window_s) + 1)
                 pipe.execute()
                 return
             except Exception as err:  # noqa: BLE001 - any Redis failure: keep them here instead
                 self._backoff(err, at)
         with self._lock:
-            served = self._local.pop(user_id, {})
-            served.update(dict.fromkeys(item_ids, at))
-            self._local[user_id] = served
+            for user_id, item_ids in shown:
+                served = self._local.pop(user_id, {})
+                served.update(dict.fromkeys(item_ids, at))
+                self._local[user_id] = served
             while len(self._local) > self.max_users:
                 self._local.popitem(last=False)
 
