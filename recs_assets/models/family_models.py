@@ -5,7 +5,9 @@ No ``from __future__ import annotations`` here: Dagster resolves ``Config`` anno
 """
 
 import shutil
+import tempfile
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -34,7 +36,6 @@ from recs_assets.core.evaluation.trained import (
     decide_champion,
     gate_results,
     held_out_evaluation,
-    saved_folder,
     side_info,
     version_label,
 )
@@ -42,7 +43,8 @@ from recs_assets.core.evaluation.tuning import TuningResult, tuned_hyperparamete
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.registry import pipeline_families
-from recs_assets.core.serving.champion import ChampionModel
+from recs_assets.core.serving.artifacts import write_artifacts
+from recs_assets.core.serving.champion import ChampionModel, item_popularity
 from recs_assets.models.gate_thresholds import GateThresholds
 from recs_assets.models.mlflow_tracker import CHALLENGER, CHAMPION, CHAMPION_MODEL, MlflowTracker
 from recs_assets.models.tuning_studies import TUNED_FAMILIES
@@ -170,12 +172,22 @@ def build_model_asset(
             )
             version, registered = "", ""
             if config.register_version:
-                folder = saved_folder(model)
+                # an MLflow pyfunc model over a serving folder (model, id maps, training matrix,
+                # popularity, titles): mlflow.pyfunc.load_model(...) recommends
+                folder = Path(tempfile.mkdtemp(prefix=f"recs-{family}-")) / "serving"
+                write_artifacts(
+                    folder,
+                    model,
+                    split.train,
+                    raw_items,
+                    item_popularity(split.train),
+                    user_encoder,
+                )
                 registered = f"{REGISTERED_PREFIX}-{family}"
-                mv = mlflow_tracker.register_folder(
-                    run.info.run_id,
+                mv = mlflow_tracker.register_pyfunc(
                     folder,
                     registered,
+                    example_users=[str(u) for u in split.train.user_ids[:2]],
                     tags={"dagster.run_id": context.run.run_id, "family": family},
                 )
                 shutil.rmtree(folder.parent, ignore_errors=True)

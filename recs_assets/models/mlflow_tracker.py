@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from recs_assets.core.contracts import CHALLENGER_ALIAS, CHAMPION_ALIAS, CHAMPION_MODEL
 from recs_assets.core.paths import LOCAL_MLFLOW_DIR, local_mlflow_uri
+from recs_assets.core.serving.pyfunc import log_pyfunc_model
 
 CHAMPION = CHAMPION_ALIAS
 CHALLENGER = CHALLENGER_ALIAS
@@ -150,6 +151,19 @@ class MlflowTracker(ConfigurableResource):
             model_name, source=source, run_id=run_id, tags=dict(tags or {})
         )
 
+    def register_pyfunc(
+        self,
+        serving_folder: Path,
+        model_name: str,
+        example_users: list[str],
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Log ``serving_folder`` as an MLflow pyfunc model of the active run (signature, input
+        example, the ``recs_assets`` package) and register it as a new version of ``model_name``:
+        ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` then recommends."""
+        info = log_pyfunc_model(serving_folder, example_users)
+        return mlflow.register_model(info.model_uri, model_name, tags=dict(tags or {}))
+
     def promote(
         self, source: ModelVersion, model_name: str = CHAMPION_MODEL, alias: str = CHAMPION
     ) -> ModelVersion:
@@ -165,6 +179,8 @@ class MlflowTracker(ConfigurableResource):
             source=source.source,
             run_id=source.run_id,
             tags={**dict(source.tags or {}), "promoted_from": f"{source.name}/{source.version}"},
+            # a logged MLflow model (models:/m-...) is registered with its id (a server checks)
+            model_id=getattr(source, "model_id", None) or _logged_model_id(source.source),
         )
         client.set_registered_model_alias(model_name, alias, str(promoted.version))
         return promoted
@@ -177,3 +193,11 @@ class MlflowTracker(ConfigurableResource):
             return self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """``m-...`` of a ``models:/m-...`` source (a logged MLflow model), else None."""
+    if source and source.startswith("models:/") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
+

@@ -55,3 +55,49 @@ def test_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
     tracker = MlflowTracker(tracking_uri=mlflow_server)
     _exercise(tracker, tmp_path)
     assert tracker.run_url("r1").startswith(f"{mlflow_server}/#/experiments/")
+
+
+def _champion_as_pyfunc(tracker: MlflowTracker, tmp_path: Path) -> None:
+    """A family version registered as a pyfunc, promoted to the champion alias, loads through
+    ``models:/recs-champion@champion`` and recommends: exclude_seen, k, unknown users."""
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from serving_helpers import tiny_items, tiny_train
+
+    from recs_assets.core.models.popularity import PopularityRecommender
+    from recs_assets.core.serving.artifacts import write_artifacts
+    from recs_assets.core.serving.champion import item_popularity
+    from recs_assets.models.mlflow_tracker import CHAMPION_MODEL
+
+    train = tiny_train()
+    model = PopularityRecommender().fit(train)
+    folder = tmp_path / "serving"
+    write_artifacts(folder, model, train, tiny_items(), item_popularity(train))
+    with tracker.start_run("popularity", dagster_run_id="run-1"):
+        version = tracker.register_pyfunc(folder, "recs-popularity", example_users=["u1"])
+    tracker.promote(version)
+    loaded = mlflow.pyfunc.load_model(f"models:/{CHAMPION_MODEL}@{CHAMPION}")
+    out = loaded.predict(pd.DataFrame({"user_id": ["u3", "ghost"]}), params={"k": 2})
+    assert list(out.columns) == ["user_id", "rank", "item_id", "score", "title", "source"]
+    u3 = out[out["user_id"] == "u3"]
+    assert u3["item_id"].tolist() == ["i2", "i3"]  # u3 saw i0, i1; then by popularity
+    assert set(u3["source"]) == {"model"} and u3["rank"].tolist() == [1, 2]
+    ghost = out[out["user_id"] == "ghost"]
+    assert set(ghost["source"]) == {"fallback"} and len(ghost) == 2
+    meta = loaded.metadata
+    assert meta.get_input_schema().input_names() == ["user_id"]
+    assert {p.name for p in meta.get_params_schema().params} == {"k", "exclude_seen"}
+    with pytest.raises(Exception, match="k must be between 1 and 100"):
+        loaded.predict(pd.DataFrame({"user_id": ["u3"]}), params={"k": 0})
+
+
+def test_registered_versions_are_mlflow_pyfunc_models(tmp_path: Path) -> None:
+    _champion_as_pyfunc(MlflowTracker(local_root=str(tmp_path / "mlflow")), tmp_path)
+
+
+@pytest.mark.slow
+def test_champion_pyfunc_from_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
+    _champion_as_pyfunc(MlflowTracker(tracking_uri=mlflow_server), tmp_path)
