@@ -200,4 +200,3 @@ def _logged_model_id(source: str | None) -> str | None:
     if source and source.startswith("models:/") and "/" not in source[len("models:/") :]:
         return source[len("models:/") :]
     return None
-
