@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -50,7 +51,11 @@ def _model_users(bentoml_home: Path) -> set[str]:
 def test_forget_user_after_a_pipeline_run(tmp_path: Path) -> None:
     env = workspace_env(tmp_path, families="popularity")
     prefix = f"forget-e2e-{uuid.uuid4().hex[:8]}"
-    env.update({"RECS_REDIS_URL": REDIS_DB, "RECS_CACHE_PREFIX": prefix})
+    # the exposure log writes within a second (not only at shutdown, which a loaded machine may
+    # cut short)
+    env.update(
+        {"RECS_REDIS_URL": REDIS_DB, "RECS_CACHE_PREFIX": prefix, "RECS_EXPOSURE_FLUSH_S": "0.5"}
+    )
     data = Path(env["RECS_DATA_DIR"])
     first = run_step("baseline", tmp_path, env)
     assert first["run"]["success"], first["run"]["failed_steps"]
@@ -69,6 +74,13 @@ def test_forget_user_after_a_pipeline_run(tmp_path: Path) -> None:
                 "/feedback", json={"user_id": victim, "item_id": item, "event": "click"}
             )
             assert clicked.status_code == 200, clicked.text
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                list((data / "served").rglob("*.parquet"))
+                and list((data / "feedback").rglob("*.parquet"))
+            ):
+                http.post("/recommend", json={"user_id": victim, "k": 5})  # a flush comes due
+                time.sleep(0.5)
     finally:
         service.stop()  # writes the exposure log's buffered rows
     client = redis.Redis.from_url(REDIS_DB)
@@ -94,7 +106,7 @@ def test_forget_user_after_a_pipeline_run(tmp_path: Path) -> None:
         report = json.loads(done.stdout)
         assert report["redis_keys"] >= 4  # two cached lists, impressions, the Feast row
 
-        assert _files_naming(data, victim) == []
+        assert _files_naming(data, victim) == [], report
         # (other tests' services may leave lists under the default prefix in this db)
         left = [k for k in client.keys(f"*{victim}*") if k.startswith(prefix.encode())]
         assert left == [] and not [k for k in client.keys(f"*{victim}*") if k.endswith(b"recs")]
