@@ -131,3 +131,24 @@ def export_tiny(home: Path) -> str:
             serving.recommender, serving.train, tiny_items(), serving.popularity, LABELS
         )
     return str(tag)
+
+
+def serve_expecting_exit(home: Path, extra_env: dict[str, str]) -> tuple[int, list[str], float]:
+    """``bentoml serve`` of the service with ``home`` as BENTOML_HOME, for a start-up that should
+    stop by itself: (exit status, the lines it printed, seconds it ran)."""
+    import sys
+
+    from recs_assets.core.paths import REPO_ROOT
+
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **extra_env}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, said, time.monotonic() - started

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from serving_helpers import export_tiny, model_store, service_asgi
+from serving_helpers import export_tiny, model_store, serve_expecting_exit, service_asgi
 
 from recs_assets.cli.api_key import api_key_command
 from recs_assets.core.serving.access import AccessControl, RateLimiter, digest, new_key
@@ -153,32 +153,10 @@ def test_client_errors_log_one_line_server_errors_keep_their_traceback() -> None
 @pytest.mark.slow
 def test_bentoml_serve_in_production_without_keys_stops_at_once(tmp_path: Path) -> None:
     """No restart loop: the server process exits with the reason before any worker starts."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from recs_assets.core.paths import REPO_ROOT
-
     export_tiny(tmp_path / "bentoml")
-    env = {
-        **os.environ,
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "RECS_DEPLOYMENT": "production",
-        "RECS_API_KEYS": "",
-        "RECS_API_KEYS_FILE": "",
-    }
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    status, said, seconds = serve_expecting_exit(
+        tmp_path / "bentoml",
+        {"RECS_DEPLOYMENT": "production", "RECS_API_KEYS": "", "RECS_API_KEYS_FILE": ""},
     )
-    assert done.returncode != 0
-    said = (done.stdout + done.stderr).strip().splitlines()
+    assert status != 0 and seconds < 60
     assert len(said) == 1 and "RECS_DEPLOYMENT=production needs API keys" in said[0], said
-    assert time.monotonic() - started < 60

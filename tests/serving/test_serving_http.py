@@ -15,6 +15,7 @@ import redis
 from serving_helpers import (
     export_tiny,
     model_store,
+    serve_expecting_exit,
     service_asgi,
     start_redis,
 )
@@ -260,28 +261,12 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_line(
     tmp_path: Path, broken: str
 ) -> None:
     """No restart loop behind an open port: ``bentoml serve`` exits 1 within 30 s, saying why."""
-    import subprocess
-    import sys
-
-    from recs_assets.core.paths import REPO_ROOT
-
     home = tmp_path / "bentoml"
     tag = export_tiny(home)
     name, version = tag.split(":")
     (home / "models" / name / version / broken).write_bytes(b"not a numpy file" * 8)
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    elapsed = time.monotonic() - started
-    said = (done.stdout + done.stderr).strip().splitlines()
-    assert done.returncode == 1 and elapsed < 30, (done.returncode, elapsed)
+    status, said, seconds = serve_expecting_exit(home, {})
+    assert status == 1 and seconds < 30, (status, seconds)
     assert len(said) == 1, said
     assert said[0].startswith("recs: cannot start, model recs_recommender:latest does not load")
 
