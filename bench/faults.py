@@ -53,7 +53,7 @@ from serving import (  # noqa: E402 - the sibling benchmark's helpers
     zipf_users,
 )
 
-from recs_assets.core.serving.launch import free_port  # noqa: E402
+from recs_assets.core.serving.launch import free_port, serve_until_exit  # noqa: E402
 
 SERVICE = [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService"]
 
@@ -263,19 +263,10 @@ def corrupt_model_start(home: Path) -> dict[str, object]:
     for f in (broken / "models").rglob("train.npz"):
         f.write_bytes(b"garbage" * 100)
     env = {**os.environ, "BENTOML_HOME": str(broken), "BENTOML_DO_NOT_TRACK": "True"}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [*SERVICE, "--port", str(free_port())],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = (done.stdout + done.stderr).strip().splitlines()
+    status, lines, seconds = serve_until_exit(env)
     return {
-        "exit_status": done.returncode,
-        "seconds": round(time.perf_counter() - started, 2),
+        "exit_status": status,
+        "seconds": round(seconds, 2),
         "lines": len(lines),
         "first_line": lines[0][:200] if lines else "",
     }

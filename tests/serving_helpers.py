@@ -134,21 +134,8 @@ def export_tiny(home: Path) -> str:
 
 
 def serve_expecting_exit(home: Path, extra_env: dict[str, str]) -> tuple[int, list[str], float]:
-    """``bentoml serve`` of the service with ``home`` as BENTOML_HOME, for a start-up that should
-    stop by itself: (exit status, the lines it printed, seconds it ran)."""
-    import sys
-
-    from recs_assets.core.paths import REPO_ROOT
+    """``serve_until_exit`` with ``home`` as BENTOML_HOME and ``extra_env``."""
+    from recs_assets.core.serving.launch import serve_until_exit
 
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **extra_env}
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "bentoml", "serve", "bento.service:RecsService", "--port", "0"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    said = (done.stdout + done.stderr).strip().splitlines()
-    return done.returncode, said, time.monotonic() - started
+    return serve_until_exit(env)

@@ -80,3 +80,21 @@ def start_service(
         time.sleep(0.5)
     running.stop()
     raise RuntimeError(f"bentoml serve not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def serve_until_exit(
+    env: dict[str, str], timeout_s: float = 120, service: str = SERVICE
+) -> tuple[int, list[str], float]:
+    """``bentoml serve`` for a start-up that should stop by itself (a broken configuration or
+    model): (exit status, the lines it printed, seconds it ran)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", service, "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    said = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, said, time.monotonic() - started
