@@ -35,6 +35,7 @@ def serve(tmp_path: Path) -> Iterator:
             **os.environ,
             "BENTOML_HOME": str(tmp_path / "bentoml"),
             "BENTOML_DO_NOT_TRACK": "True",
+            "RECS_DATA_DIR": str(tmp_path / "data"),  # exposure logs stay out of the checkout
             **env,
         }
         service = start_service(full_env, tmp_path / f"serve-{len(services)}.log")
