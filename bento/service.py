@@ -113,6 +113,10 @@ MODEL_TAG = bento_model_tag(__file__)
 # request of its worker until it ends), and the interpreter's thread switch interval.
 THREADS = int(os.environ.get("RECS_THREADS", "4"))
 SWITCH_INTERVAL_S = float(os.environ.get("RECS_SWITCH_INTERVAL_S", "0.001"))
+try:
+    WORKERS = serving_workers()  # RECS_WORKERS; one per core in production, one locally
+except ValueError as exc:  # one line, like the other configuration errors below
+    raise SystemExit(str(exc)) from None
 
 
 @bentoml.service(
@@ -120,7 +124,7 @@ SWITCH_INTERVAL_S = float(os.environ.get("RECS_SWITCH_INTERVAL_S", "0.001"))
     http={"port": 3001},
     traffic={"timeout": REQUEST_TIMEOUT_S},
     threads=THREADS,
-    workers=serving_workers(),  # RECS_WORKERS; one per core in production, one locally
+    workers=WORKERS,
 )
 class RecsService:
     """Recommendations from the champion model, cached, with a popularity fallback."""
