@@ -152,11 +152,7 @@ class LRUCache:
         dropped. (Redis entries are deleted by ``recs_assets.core.forget``.)"""
         part = f"u={user_id}"
         with self._lock:
-            gone = [
-                k
-                for k in self._data
-                if ":rec:" in k and (f"{part}," in k or k.endswith(part) or f",{part}," in k)
-            ]
+            gone = [k for k in self._data if ":rec:" in k and (f"{part}," in k or k.endswith(part))]
             for k in gone:
                 del self._data[k]
         return len(gone)
@@ -227,37 +223,10 @@ class RedisCache:
             )
 
     def get(self, key: str) -> str | None:
-        if not self.available:
-            with self._lock:
-                self.stats.skipped += 1
-                self.stats.misses += 1
-            return None
-        try:
-            raw = self.client.get(key)
-        except redis.RedisError as exc:
-            self._failed("get", exc)
-            with self._lock:
-                self.stats.misses += 1
-            return None
-        with self._lock:
-            if raw is None:
-                self.stats.misses += 1
-                return None
-            self.stats.hits += 1
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return self.get_many([key])[0]
 
     def set(self, key: str, value: str) -> None:
-        if not self.available:
-            with self._lock:
-                self.stats.skipped += 1
-            return
-        try:
-            self.client.set(key, value, ex=self.ttl_s)
-        except redis.RedisError as exc:
-            self._failed("set", exc)
-            return
-        with self._lock:
-            self.stats.writes += 1
+        self.set_many([(key, value)])
 
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         """One ``MGET`` (a batch of 1,000 users made 1,000 round trips before)."""

@@ -202,15 +202,11 @@ class RecommendationEngine:
         return cache_key(self.settings.cache_prefix, self.namespace, "rec", **parts)
 
     def _cache_get(self, key: str) -> list[list[float]] | None:
-        errors_before = self.cache.stats.errors
-        raw = self.cache.get(key)
-        if self.cache.stats.errors > errors_before:
-            self.metrics.cache.labels(result="error").inc()
-        self.metrics.cache.labels(result="miss" if raw is None else "hit").inc()
-        return None if raw is None else json.loads(raw)
+        return self._cache_get_many([key])[0]
 
     def _cache_get_many(self, keys: list[str]) -> list[list[list[float]] | None]:
-        """``_cache_get`` of every key in one round trip (a batch's users)."""
+        """The cached lists of ``keys`` (None: a miss), in one round trip; hits, misses and
+        backend errors counted in the metrics."""
         if not keys:
             return []
         errors_before = self.cache.stats.errors
@@ -225,7 +221,7 @@ class RecommendationEngine:
         return [None if r is None else json.loads(r) for r in raws]
 
     def _cache_set_many(self, lists: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
-        """``_cache_set`` of every (key, items, scores) in one round trip."""
+        """Cache each (key, items, scores) in one round trip; a backend error is counted."""
         if not lists:
             return
         errors_before = self.cache.stats.errors
@@ -239,12 +235,7 @@ class RecommendationEngine:
             self.metrics.cache.labels(result="error").inc()
 
     def _cache_set(self, key: str, idx: np.ndarray, scores: np.ndarray) -> None:
-        errors_before = self.cache.stats.errors
-        self.cache.set(
-            key, json.dumps([[int(i), float(s)] for i, s in zip(idx, scores, strict=True)])
-        )
-        if self.cache.stats.errors > errors_before:
-            self.metrics.cache.labels(result="error").inc()
+        self._cache_set_many([(key, idx, scores)])
 
     def _fallback(self, reason: str) -> None:
         self.metrics.fallbacks.labels(reason=reason).inc()
