@@ -6,6 +6,7 @@ the Bento reads (or the other way round). Paths of generated data are in ``core.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from recs_assets.core.paths import data_subdir
@@ -22,6 +23,12 @@ CHALLENGER_ALIAS = "challenger"
 
 DEPLOYMENT_ENV = "RECS_DEPLOYMENT"
 """``local`` (embedded defaults) or ``production`` (real services and real secrets required)."""
+
+
+def is_production(env: Mapping[str, str]) -> bool:
+    """``RECS_DEPLOYMENT=production`` (case and surrounding spaces ignored)."""
+    return env.get(DEPLOYMENT_ENV, "").strip().lower() == "production"
+
 
 REDIS_URL_ENV = "RECS_REDIS_URL"
 """Redis for the Feast online store, the API cache and the trending list (unset: none)."""

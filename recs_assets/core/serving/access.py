@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recs_assets.core.contracts import DEPLOYMENT_ENV, REDIS_URL_ENV
+from recs_assets.core.contracts import DEPLOYMENT_ENV, REDIS_URL_ENV, is_production
 
 KEYS_ENV = "RECS_API_KEYS"
 KEYS_FILE_ENV = "RECS_API_KEYS_FILE"
@@ -121,17 +121,13 @@ def keys_from_env(env: Mapping[str, str]) -> list[ApiKey]:
     return keys
 
 
-def _production(env: Mapping[str, str]) -> bool:
-    return env.get(DEPLOYMENT_ENV, "").strip().lower() == "production"
-
-
 def checked_keys(env: Mapping[str, str] | None = None) -> list[ApiKey]:
     """The configured keys, or ``ValueError`` when the configuration is broken or production has
     none. ``bento/service.py`` calls it at import, so ``bentoml serve`` stops at once with the
     message instead of starting workers that cannot build their app."""
     env = os.environ if env is None else env
     keys = keys_from_env(env)
-    if _production(env) and not keys:
+    if is_production(env) and not keys:
         raise ValueError(
             f"{DEPLOYMENT_ENV}=production needs API keys: set {KEYS_ENV} or {KEYS_FILE_ENV} "
             "(`recs api-key --name app --scopes read,write` makes one)"
@@ -208,7 +204,7 @@ class AccessControl:
         env = os.environ if env is None else env
         self.app = app
         self.keys = {k.sha256: k for k in checked_keys(env)}
-        production = _production(env)
+        production = is_production(env)
         rate = env.get(RATE_ENV, "").strip()
         per_second = int(rate) if rate else (PRODUCTION_RATE_PER_S if production else 0)
         self.limiter = RateLimiter(

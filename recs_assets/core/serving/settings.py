@@ -48,8 +48,8 @@ from pathlib import Path
 from recs_assets.core.contracts import (
     CHAMPION_ALIAS,
     CHAMPION_MODEL,
-    DEPLOYMENT_ENV,
     REDIS_URL_ENV,
+    is_production,
 )
 
 DEFAULT_MODEL_TAG = "recs_recommender:latest"
@@ -202,7 +202,7 @@ def serving_workers(env: Mapping[str, str] | None = None, cores: int | None = No
         if workers < 1:
             raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {raw!r}")
         return workers
-    if env.get(DEPLOYMENT_ENV, "").strip().lower() == "production":
+    if is_production(env):
         return max(1, cores if cores is not None else (os.cpu_count() or 1))
     return 1
 
