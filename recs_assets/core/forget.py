@@ -85,10 +85,16 @@ def _matches(table: pa.Table, ids: Iterable[str]) -> pa.ChunkedArray | None:
     return mask
 
 
-def _rewrite(path: Path, table: pa.Table, write) -> None:  # type: ignore[no-untyped-def]
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    write(table, tmp)
-    os.replace(tmp, path)
+def _without(path: Path, table: pa.Table, ids: list[str], write) -> int:  # type: ignore[no-untyped-def]
+    """Rewrite ``path`` (beside, then renamed) without the rows of ``ids``; rows removed (0: the
+    file is left as it is)."""
+    mask = _matches(table, ids)
+    n = 0 if mask is None else int(pc.sum(mask).as_py() or 0)
+    if n:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        write(table.filter(pc.invert(mask)), tmp)
+        os.replace(tmp, path)
+    return n
 
 
 def scrub_parquet(root: Path, ids: Iterable[str], skip: Iterable[Path] = ()) -> dict[str, int]:
@@ -105,16 +111,9 @@ def scrub_parquet(root: Path, ids: Iterable[str], skip: Iterable[Path] = ()) -> 
         schema = pq.read_schema(path)
         if not (set(schema.names) & (USER_COLUMNS | JSON_COLUMNS)):
             continue
-        table = pq.read_table(path)
-        mask = _matches(table, ids)
-        if mask is None:
-            continue
-        n = int(pc.sum(mask).as_py() or 0)
-        if n == 0:
-            continue
-        kept = table.filter(pc.invert(mask))
-        _rewrite(path, kept, lambda t, p: pq.write_table(t, p))
-        removed[str(path.relative_to(root))] = n
+        n = _without(path, pq.read_table(path), ids, pq.write_table)
+        if n:
+            removed[str(path.relative_to(root))] = n
     return removed
 
 
@@ -128,12 +127,8 @@ def scrub_csv(folder: Path, ids: Iterable[str]) -> dict[str, int]:
         table = pacsv.read_csv(
             path, convert_options=pacsv.ConvertOptions(column_types={"user_id": pa.string()})
         )
-        mask = _matches(table, ids)
-        if mask is None:
-            continue
-        n = int(pc.sum(mask).as_py() or 0)
+        n = _without(path, table, ids, pacsv.write_csv)
         if n:
-            _rewrite(path, table.filter(pc.invert(mask)), lambda t, p: pacsv.write_csv(t, p))
             removed[str(path.relative_to(folder))] = n
     return removed
 
