@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -181,10 +182,11 @@ def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
         # unknown paths share one label: 1,000 of them add no line to /metrics
         with httpx.Client(base_url=url, timeout=10) as http:
             assert http.get("/no-such-page").status_code == 404  # creates the shared series
-            lines = len(http.get("/metrics").text.splitlines())
+            # BentoML records a request after its answer is sent: wait until it is counted
+            lines = len(_metrics_once_counted(http, 1).splitlines())
             for _ in range(1000):
                 assert http.get(f"/x/{uuid.uuid4().hex}").status_code == 404
-            after = http.get("/metrics").text
+            after = _metrics_once_counted(http, 1001)
         assert len(after.splitlines()) == lines
         assert 'endpoint="/<unmatched>"' in after and "/x/" not in after
         assert 'endpoint="/recommend"' in after
@@ -200,6 +202,20 @@ def test_bentoml_serve_with_redis(tmp_path: Path, serve) -> None:
 
 
 @pytest.mark.slow
+def _metrics_once_counted(http: httpx.Client, unmatched: int) -> str:
+    """``/metrics`` once ``unmatched`` requests to unknown paths have been counted (5 s at most)."""
+    pattern = re.compile(
+        r'^bentoml_service_request_total\{endpoint="/<unmatched>"[^}]*\} (\S+)$', re.M
+    )
+    deadline = time.monotonic() + 5
+    while True:
+        text = http.get("/metrics").text
+        counted = sum(float(v) for v in pattern.findall(text))
+        if counted >= unmatched or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
 def test_redis_dying_mid_traffic_fails_no_request(
     tmp_path: Path, serve, record_property: Callable[[str, object], None]
 ) -> None:
