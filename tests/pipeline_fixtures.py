@@ -39,23 +39,27 @@ def raw_stand_ins(tables: Phase1Tables) -> dict[str, AssetsDefinition]:
 
 
 def upstream_assets(
-    tables: Phase1Tables, p1: Split, val: Split | None = None
+    tables: Phase1Tables, p1: Split, val: Split | None = None, temporal: Split | None = None
 ) -> list[AssetsDefinition]:
-    """``raw_users``, ``raw_items``, ``stratified_dataset`` (``p1``) and, given ``val``,
-    ``validation_dataset``."""
+    """``raw_users``, ``raw_items``, ``stratified_dataset`` (``p1``) and, given ``val`` or
+    ``temporal``, ``validation_dataset`` and ``temporal_dataset``."""
 
     raw = raw_stand_ins(tables)
 
-    @asset
-    def stratified_dataset() -> TrainingDataset:
-        return TrainingDataset("stratified_dataset", p1, len(p1.train_frame), "", "", 0, 0)
+    def dataset(name: str, split: Split) -> AssetsDefinition:
+        @asset(name=name)
+        def _dataset() -> TrainingDataset:
+            return TrainingDataset(name, split, len(split.train_frame), "", "", 0, 0)
 
-    @asset
-    def validation_dataset() -> TrainingDataset:
-        return TrainingDataset("validation_dataset", val, len(p1.train_frame), "", "", 0, 0)
+        return _dataset
 
-    stand_ins = [raw["raw_users"], raw["raw_items"], stratified_dataset]
-    return stand_ins if val is None else [*stand_ins, validation_dataset]
+    extra = {"validation_dataset": val, "temporal_dataset": temporal}
+    return [
+        raw["raw_users"],
+        raw["raw_items"],
+        dataset("stratified_dataset", p1),
+        *(dataset(name, split) for name, split in extra.items() if split is not None),
+    ]
 
 
 def materialize_raw(

@@ -1,1 +1,1 @@
-"""Evaluation report: every pipeline family evaluated on the held-out splits, with gate checks (group ``evaluation``)."""
+"""Evaluation report: the fitted model assets on their held-out splits, side by side (group ``evaluation``)."""

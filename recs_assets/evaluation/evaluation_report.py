@@ -1,68 +1,70 @@
-"""The ``evaluation_report`` asset and its quality-gate checks (one per model; promotion itself is
-decided by ``champion_model``, which takes only models whose gates passed).
+"""The ``evaluation_report`` asset: the fitted model assets, evaluated on the held-out parts of
+their datasets, side by side in one report (HTML, markdown, MLflow run).
 
-The asset evaluates every configured registry model under every configured protocol on the raw
-Phase 1 tables, with the same ``runner.evaluate_models`` as ``recs eval``. Gates are pure
-(``gates.evaluate_gates``); each check here only turns them into an ``AssetCheckResult``.
+Its inputs are the model assets themselves and the dataset assets: under the stratified protocol
+(the split every model asset is fitted on) the report holds each model's own held-out evaluation,
+the same numbers its ``quality_gates`` check gated; under ``temporal`` (the ``temporal_dataset``)
+each family is fitted again with its model asset's hyper-parameters. Gates live on the model
+assets only (thresholds: ``core.evaluation.gates.GateConfig``); the report shows their results.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
     Config,
     MetadataValue,
     Output,
     asset,
-    asset_check,
 )
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from recs_assets.core.evaluation.gates import evaluate_gates, passed
+from recs_assets.core.datasets.dataset import TrainingDataset
 from recs_assets.core.evaluation.report import report_blocks, to_html, to_markdown
-from recs_assets.core.evaluation.runner import (
-    EvaluationReport,
-    SideTables,
-    evaluate_models,
-    resolve_models,
+from recs_assets.core.evaluation.runner import EvaluationReport
+from recs_assets.core.evaluation.trained import (
+    TrainedModel,
+    report_of_trained,
+    side_info,
+    version_label,
 )
-from recs_assets.core.models.registry import pipeline_families
-from recs_assets.models.gate_thresholds import GateThresholds
+from recs_assets.models.family_models import GATED_FAMILIES, MODEL_FAMILIES
 from recs_assets.models.mlflow_tracker import MlflowTracker
 from recs_assets.platform.data_dir import default_data_dir
 
-DEFAULT_MODELS: tuple[str, ...] = pipeline_families()  # the families the pipeline builds
-DEFAULT_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
+REFIT_PROTOCOLS: tuple[str, ...] = ("temporal",)  # protocols with a dataset asset besides P1
 
 
 class EvaluationConfig(Config):
-    """What ``evaluation_report`` evaluates and where the HTML report goes.
+    """Which other protocols the report refits the families under, and where the report goes.
 
-    ``models``: registry names (default: the pipeline families; ``["all"]`` = every registered
-    model); ``protocols``: ``stratified``, ``temporal``, ``loo-sampled``; ``k``: list length;
-    ``report_dir``: folder of the standalone HTML report (default: ``<data dir>/reports``);
-    ``log_to_mlflow``: log the metrics and the report (HTML, markdown, CSV) as artifacts of one
-    MLflow run per materialization.
+    ``refit_protocols``: protocols whose dataset asset the plain families (not the feature-store
+    models, whose features are built for the stratified split) are fitted on again with their
+    model asset's hyper-parameters (``temporal``: ``temporal_dataset``; ``[]``: only the model
+    assets' own evaluations); ``report_dir``: folder of the standalone HTML report (default:
+    ``<data dir>/reports``); ``log_to_mlflow``: log the metrics and the report (HTML, markdown,
+    CSV) as artifacts of one MLflow run per materialization.
     """
 
-    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
-    protocols: list[str] = Field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
-    k: int = 10
+    refit_protocols: list[str] = Field(default_factory=lambda: list(REFIT_PROTOCOLS))
     report_dir: str = ""
     log_to_mlflow: bool = True
 
-
-class GateCheckConfig(GateThresholds):
-    """Thresholds of the quality gates and the protocol gated."""
-
-    protocol: str = "stratified"
+    @field_validator("refit_protocols")
+    @classmethod
+    def _known(cls, protocols: list[str]) -> list[str]:
+        unknown = sorted(set(protocols) - set(REFIT_PROTOCOLS))
+        if unknown:
+            raise ValueError(
+                f"refit_protocols {unknown}: only {list(REFIT_PROTOCOLS)} have a dataset"
+            )
+        return protocols
 
 
 def metric_frame(report: EvaluationReport) -> pd.DataFrame:
@@ -100,110 +102,96 @@ def log_to_mlflow(
         return run.info.run_id
 
 
-@asset(deps=[f"{family}_model" for family in DEFAULT_MODELS])
-def evaluation_report(
-    context: AssetExecutionContext,
-    config: EvaluationConfig,
-    mlflow_tracker: MlflowTracker,
-    raw_interactions: pd.DataFrame,
-    raw_users: pd.DataFrame,
-    raw_items: pd.DataFrame,
-) -> Output[EvaluationReport]:
-    """Metrics of every configured model under every configured protocol, with an HTML report."""
-    models = resolve_models(config.models)
-    report = evaluate_models(
-        models,
-        raw_interactions,
-        config.protocols,
-        SideTables(users=raw_users, items=raw_items),
-        k=config.k,
-        dataset="raw_interactions",
-        progress=context.log.info,
+def gate_table(trained: list[TrainedModel]) -> str:
+    """The model assets' own gate results (computed once, by each model asset)."""
+    rows = [
+        f"| {t.family} | {g.gate} | {g.value:.4f} | {g.threshold:.4f} | "
+        f"{'pass' if g.passed else 'FAIL'} |"
+        for t in trained
+        for g in t.gates
+    ]
+    return "| model | gate | value | threshold | result |\n| --- | --- | --- | --- | --- |\n" + (
+        "\n".join(rows)
     )
-    blocks = report_blocks(report)
-    report_dir = Path(config.report_dir) if config.report_dir else default_data_dir() / "reports"
-    html_path = report_dir / f"evaluation_report_{context.run.run_id[:8]}.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(to_html(blocks, "recs evaluation"))
-    metadata: dict[str, object] = {
-        "report": MetadataValue.md(to_markdown(blocks)),
-        "metrics": MetadataValue.md(
-            metric_frame(report).round(4).to_markdown(index=False) or "(empty)"
-        ),
-        "html_report": MetadataValue.path(str(html_path.resolve())),
-        "models": MetadataValue.json(models),
-        "protocols": MetadataValue.json(list(config.protocols)),
-        "dagster/row_count": len(report.evaluations),
-    }
-    for e in report.evaluations:  # headline numbers, plotted over time by the UI
-        key = f"ndcg@{e.k}"
-        if key in e.metrics:
-            metadata[f"{e.protocol}/{e.model}/{key}"] = float(e.metrics[key])
-    if config.log_to_mlflow:
-        run_id = log_to_mlflow(
-            mlflow_tracker, report, html_path, to_markdown(blocks), context.run.run_id
-        )
-        metadata["mlflow_run"] = MetadataValue.text(mlflow_tracker.run_url(run_id))
-    return Output(report, metadata=metadata)
 
 
-def gate_check_result(
-    report: EvaluationReport, model: str, config: GateCheckConfig
-) -> AssetCheckResult:
-    """The check result of ``model``'s gates under ``config.protocol``.
+def build_evaluation_report(
+    families: Sequence[str] = GATED_FAMILIES, refit_families: Collection[str] = MODEL_FAMILIES
+) -> AssetsDefinition:
+    """``evaluation_report`` over the ``{family}_model`` assets of ``families``; the ones in
+    ``refit_families`` are also fitted again under the configured other protocols."""
+    inputs = {f"{family}_model": family for family in families}
 
-    A model missing from the report (not configured for this run) is a non-blocking warning.
-    """
-    try:
-        evaluation = report.get(config.protocol, model)
-    except KeyError:
-        return AssetCheckResult(
-            passed=False,
-            severity=AssetCheckSeverity.WARN,
-            description=f"{model} was not evaluated under {config.protocol} in this run",
-        )
-    results = evaluate_gates(evaluation, config.gate_config())
-    table = pd.DataFrame(
-        [
-            {"gate": r.gate, "passed": r.passed, "value": r.value, "threshold": r.threshold}
-            for r in results
-        ]
-    )
-    failed = [r.gate for r in results if not r.passed]
-    return AssetCheckResult(
-        passed=passed(results),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "gates": MetadataValue.md(table.to_markdown(index=False)),
-            **{r.gate: float(r.value) for r in results},
+    @asset(
+        name="evaluation_report",
+        ins={
+            **{name: AssetIn() for name in inputs},
+            "stratified_dataset": AssetIn(),
+            "temporal_dataset": AssetIn(),
+            "raw_users": AssetIn(),
+            "raw_items": AssetIn(),
         },
         description=(
-            f"{model} passes every gate under {config.protocol}"
-            if not failed
-            else f"{model} fails under {config.protocol}: {', '.join(failed)}"
+            "The fitted model assets on their held-out test split (the numbers their gates "
+            "checked), and the families refit under the temporal protocol, with an HTML report."
         ),
     )
-
-
-def build_gate_checks(models: Sequence[str] | None = None) -> list[AssetChecksDefinition]:
-    """One quality-gate check on ``evaluation_report`` per model name (default: every
-    pipeline family, as evaluated by default)."""
-
-    def make(model: str) -> AssetChecksDefinition:
-        @asset_check(
-            asset=evaluation_report,
-            name=f"{model.replace('-', '_')}_quality_gates",
-            blocking=False,  # promotion is decided by champion_model; nothing reads the report
-            description=f"{model}: NDCG lift over popularity, AUC, user coverage and ILD gates.",
+    def _report(
+        context: AssetExecutionContext,
+        config: EvaluationConfig,
+        mlflow_tracker: MlflowTracker,
+        stratified_dataset: TrainingDataset,
+        temporal_dataset: TrainingDataset,
+        raw_users: pd.DataFrame,
+        raw_items: pd.DataFrame,
+        **models: TrainedModel,
+    ) -> Output[EvaluationReport]:
+        trained = [models[name] for name in inputs]
+        datasets = {"temporal": temporal_dataset}
+        refits = [
+            (datasets[p].split, side_info(datasets[p].split, raw_users, raw_items))
+            for p in config.refit_protocols
+        ]
+        report = report_of_trained(
+            trained,
+            stratified_dataset.split,
+            dataset=", ".join(
+                ["stratified_dataset", *(f"{p}_dataset" for p in config.refit_protocols)]
+            ),
+            refits=refits,
+            refit_families=refit_families,
+            progress=context.log.info,
         )
-        def _check(
-            config: GateCheckConfig, evaluation_report: EvaluationReport
-        ) -> AssetCheckResult:
-            return gate_check_result(evaluation_report, model, config)
+        blocks = report_blocks(report)
+        report_dir = (
+            Path(config.report_dir) if config.report_dir else default_data_dir() / "reports"
+        )
+        html_path = report_dir / f"evaluation_report_{context.run.run_id[:8]}.html"
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(to_html(blocks, "recs evaluation"))
+        metadata: dict[str, object] = {
+            "report": MetadataValue.md(to_markdown(blocks)),
+            "metrics": MetadataValue.md(
+                metric_frame(report).round(4).to_markdown(index=False) or "(empty)"
+            ),
+            "gates": MetadataValue.md(gate_table(trained)),
+            "html_report": MetadataValue.path(str(html_path.resolve())),
+            "models": MetadataValue.json({t.family: version_label(t) for t in trained}),
+            "protocols": MetadataValue.json(report.protocols),
+            "dagster/row_count": len(report.evaluations),
+        }
+        for e in report.evaluations:  # headline numbers, plotted over time by the UI
+            key = f"ndcg@{e.k}"
+            if key in e.metrics:
+                metadata[f"{e.protocol}/{e.model}/{key}"] = float(e.metrics[key])
+        if config.log_to_mlflow:
+            run_id = log_to_mlflow(
+                mlflow_tracker, report, html_path, to_markdown(blocks), context.run.run_id
+            )
+            metadata["mlflow_run"] = MetadataValue.text(mlflow_tracker.run_url(run_id))
+        return Output(report, metadata=metadata)
 
-        return _check
-
-    return [make(m) for m in (models if models is not None else DEFAULT_MODELS)]
+    return _report
 
 
-EVALUATION_CHECKS = build_gate_checks()
+evaluation_report = build_evaluation_report()

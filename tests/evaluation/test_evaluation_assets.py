@@ -1,113 +1,106 @@
-"""The evaluation_report asset and its blocking gate checks, materialized on tiny raw tables."""
+"""The evaluation_report asset over real model assets: it reports the fitted models themselves (the
+numbers their gates checked) and refits the families under the temporal protocol."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from dagster import AssetCheckSeverity, asset, materialize
+from dagster import AssetKey, materialize
 from evaluation_helpers import events
+from pipeline_fixtures import upstream_assets
 
+from recs_assets.core.evaluation.gates import GateConfig, evaluate_gates
+from recs_assets.core.evaluation.protocols import stratified_split, temporal_split
 from recs_assets.core.evaluation.report import write_html
 from recs_assets.core.evaluation.runner import evaluate_models
-from recs_assets.evaluation.evaluation_report import (
-    GateCheckConfig,
-    build_gate_checks,
-    evaluation_report,
-    gate_check_result,
-    log_to_mlflow,
+from recs_assets.core.evaluation.trained import (
+    TrainedModel,
+    held_out_evaluation,
+    report_of_trained,
+    side_info,
 )
+from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.phase1.synthetic import SyntheticData, generate_synthetic
+from recs_assets.evaluation.evaluation_report import build_evaluation_report, log_to_mlflow
+from recs_assets.models.family_models import build_gate_check, build_model_asset
 from recs_assets.models.mlflow_tracker import MlflowTracker
 
-# user n (0..5) rates items i0..i(n+3) (4 to 9 ratings): popularity falls with the item index,
-# so a user's held-out items are always more popular than the items the user never rated and
-# popularity ranks them high (AUC about 0.9 here, full lists): it passes its gates
-ROWS = [(u, f"i{j}", 10 * n + j, "rate", 3.0) for n, u in enumerate("abcdef") for j in range(n + 4)]
-USERS = pd.DataFrame(
-    {"user_id": list("abcdef"), "gender": list("MFMFMF"), "age": [17, 22, 30, 40, 50, 60]}
-)
-ITEMS = pd.DataFrame({"item_id": [f"i{i}" for i in range(10)], "categories": ["A|B", "B"] * 5})
+FAMILIES = ("popularity", "ease")
 
 
-@asset(name="raw_interactions")
-def fake_interactions() -> pd.DataFrame:
-    return events(ROWS)
+@pytest.fixture(scope="module")
+def data() -> SyntheticData:
+    return generate_synthetic(n_users=200, n_items=120, n_interactions=6_000, seed=11)
 
 
-@asset(name="raw_users")
-def fake_users() -> pd.DataFrame:
-    return USERS
-
-
-@asset(name="raw_items")
-def fake_items() -> pd.DataFrame:
-    return ITEMS
-
-
-def _run(tmp_path: Path, check_config: dict[str, object] | None = None):
-    checks = build_gate_checks(["popularity"])
-    run_config: dict[str, object] = {
-        "ops": {
-            "evaluation_report": {
-                "config": {
-                    "models": ["popularity"],
-                    "protocols": ["stratified"],
-                    "k": 3,
-                    "report_dir": str(tmp_path),
-                }
-            },
-            **(
-                {"evaluation_report_popularity_quality_gates": {"config": check_config}}
-                if check_config
-                else {}
-            ),
-        }
-    }
-    return materialize(
-        [fake_interactions, fake_users, fake_items, evaluation_report, *checks],
-        run_config=run_config,
+def test_report_holds_the_model_assets_numbers_and_refits_under_temporal(
+    tmp_path: Path, data: SyntheticData
+) -> None:
+    interactions = data.tables.interactions
+    p1, p2 = stratified_split(interactions), temporal_split(interactions)
+    report_asset = build_evaluation_report(FAMILIES, refit_families=("ease",))
+    result = materialize(
+        [
+            *upstream_assets(data.tables, p1, temporal=p2),
+            *(build_model_asset(f) for f in FAMILIES),
+            *(build_gate_check(f) for f in FAMILIES),
+            report_asset,
+        ],
         resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
-        raise_on_error=False,
+        run_config={"ops": {"evaluation_report": {"config": {"report_dir": str(tmp_path)}}}},
     )
-
-
-def test_materialize_report_and_gates(tmp_path: Path) -> None:
-    result = _run(tmp_path)
     assert result.success
+    # the graph is true: the report's inputs are the model and dataset assets
+    assert {AssetKey(f"{f}_model") for f in FAMILIES} | {
+        AssetKey("stratified_dataset"),
+        AssetKey("temporal_dataset"),
+    } <= set(report_asset.asset_deps[AssetKey("evaluation_report")])
+
     report = result.output_for_node("evaluation_report")
-    expected = evaluate_models(["popularity"], events(ROWS), ["stratified"], k=3)
-    # the asset is the runner's answer on the same tables
-    assert (
-        report.get("stratified", "popularity").metrics["ndcg@3"]
-        == expected.evaluations[0].metrics["ndcg@3"]
-    )
     md = result.asset_materializations_for_node("evaluation_report")[0].metadata
+    for family in FAMILIES:
+        trained: TrainedModel = result.output_for_node(f"{family}_model")
+        model_md = result.asset_materializations_for_node(f"{family}_model")[0].metadata
+        reported = report.get("stratified", family)
+        # the numbers the model asset published and gated are the report's numbers
+        assert md[f"stratified/{family}/ndcg@10"].value == model_md["ndcg@10"].value
+        assert reported.metrics == trained.evaluation.metrics
+        gates = {g.gate: g.value for g in evaluate_gates(reported, GateConfig())}
+        assert gates == {g.gate: g.value for g in trained.gates}
+        assert f"| {family} | auc |" in md["gates"].value
+    assert report.protocols == ["stratified", "temporal"]
+    # temporal: only the refit families, fitted again with the model asset's parameters
+    assert [e.model for e in report.by_protocol("temporal")] == ["ease"]
+    refit = report.get("temporal", "ease")
+    assert refit.params == result.output_for_node("ease_model").model.params()
+    assert refit.metrics["ndcg@10"] != report.get("stratified", "ease").metrics["ndcg@10"]
     html = Path(md["html_report"].value)
     assert html.parent == tmp_path.resolve() and html.read_text().startswith("<!doctype html>")
-    assert "data:image/png;base64," in md["report"].value
-    assert "| stratified | popularity |" in md["metrics"].value
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed, check.description
-    assert check.metadata["auc"].value == report.get("stratified", "popularity").metrics["auc"]
+    assert re.search(r"\| temporal +\| ease +\|", md["metrics"].value)
 
 
-def test_failing_gate_blocks(tmp_path: Path) -> None:
-    result = _run(tmp_path, {"min_auc": 1.01})  # no AUC can reach 1.01
-    (check,) = result.get_asset_check_evaluations()
-    assert not check.passed and check.severity == AssetCheckSeverity.ERROR
-    assert "auc" in (check.description or "")
-
-
-def test_model_not_evaluated_is_a_warning() -> None:
-    report = evaluate_models(["popularity"], events(ROWS), ["stratified"], k=3)
-    res = gate_check_result(report, "ease", GateCheckConfig())
-    assert not res.passed and res.severity == AssetCheckSeverity.WARN
+def test_report_of_trained_refuses_models_of_another_split(data: SyntheticData) -> None:
+    interactions = data.tables.interactions
+    p1, p2 = stratified_split(interactions), temporal_split(interactions)
+    side = side_info(p2, data.tables.users, data.tables.items)
+    model = PopularityRecommender().fit(p2.train)
+    on_p2 = TrainedModel(
+        "popularity", model, p2.train, held_out_evaluation("popularity", model, 0.0, p2, side), ()
+    )
+    with pytest.raises(ValueError, match="not evaluated under 'stratified'"):
+        report_of_trained([on_p2], p1, dataset="d")
+    with pytest.raises(ValueError, match="no trained models"):
+        report_of_trained([], p1, dataset="d")
 
 
 def test_mlflow_logs_one_run_with_report_artifacts(tmp_path: Path) -> None:
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
-    report = evaluate_models(["popularity"], events(ROWS), ["stratified"], k=3)
+    rows = [
+        (u, f"i{j}", 10 * n + j, "rate", 3.0) for n, u in enumerate("abcdef") for j in range(n + 4)
+    ]
+    report = evaluate_models(["popularity"], events(rows), ["stratified"], k=3)
     html = write_html(report, tmp_path / "report.html")
     run_id = log_to_mlflow(tracker, report, html, "# report", dagster_run_id="r1")
     run = tracker.client().get_run(run_id)

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetsDefinition, DagsterInstance, materialize
-from pipeline_fixtures import raw_stand_ins
+from pipeline_fixtures import upstream_assets
 from playwright.sync_api import sync_playwright
 
 from recs_assets.cli.dagster_home import prepare_dagster_home
+from recs_assets.core.evaluation.protocols import stratified_split, temporal_split
 from recs_assets.core.phase1.synthetic import SyntheticData, generate_synthetic
-from recs_assets.evaluation.evaluation_report import evaluation_report
+from recs_assets.evaluation.evaluation_report import build_evaluation_report
+from recs_assets.models.family_models import build_model_asset
 from recs_assets.models.mlflow_tracker import MlflowTracker
 from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, dagster_webserver, dismiss_dagster_dialogs
 
@@ -26,9 +28,12 @@ def data() -> SyntheticData:
 
 
 @pytest.fixture(scope="module")
-def raw_assets(data: SyntheticData) -> list[AssetsDefinition]:
-    """``raw_interactions``, ``raw_users`` and ``raw_items`` serving the synthetic tables."""
-    return list(raw_stand_ins(data.tables).values())
+def upstream(data: SyntheticData) -> list[AssetsDefinition]:
+    """Raw tables and the P1 / P2 datasets of the synthetic data, as stand-in assets."""
+    interactions = data.tables.interactions
+    return upstream_assets(
+        data.tables, stratified_split(interactions), temporal=temporal_split(interactions)
+    )
 
 
 def keep(shot: Path) -> None:
@@ -37,19 +42,17 @@ def keep(shot: Path) -> None:
         shutil.copy(shot, Path(os.environ["RECS_SCREENSHOTS"]) / shot.name)
 
 
-def test_report_renders_in_the_ui(tmp_path: Path, raw_assets: list[AssetsDefinition]) -> None:
+def test_report_renders_in_the_ui(tmp_path: Path, upstream: list[AssetsDefinition]) -> None:
     home = prepare_dagster_home(tmp_path / "home", env={})
     instance = DagsterInstance.from_config(str(home))
-    config = {
-        "models": ["popularity", "ease"],
-        "protocols": ["stratified", "temporal"],
-        "report_dir": str(tmp_path / "reports"),
-    }
+    families = ("popularity", "ease")
     result = materialize(
-        [*raw_assets, evaluation_report],
+        [*upstream, *(build_model_asset(f) for f in families), build_evaluation_report(families)],
         instance=instance,
         resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
-        run_config={"ops": {"evaluation_report": {"config": config}}},
+        run_config={
+            "ops": {"evaluation_report": {"config": {"report_dir": str(tmp_path / "reports")}}}
+        },
     )
     assert result.success
     instance.dispose()
@@ -59,6 +62,9 @@ def test_report_renders_in_the_ui(tmp_path: Path, raw_assets: list[AssetsDefinit
         page = browser.new_page(viewport={"width": 1600, "height": 1400})
         dismiss_dagster_dialogs(page)
         page.goto(f"{url}/assets/evaluation_report", wait_until="domcontentloaded")
+        # The lineage a person reads: the report's inputs are the model assets it reports on.
+        for family in families:
+            page.get_by_role("link", name=f"{family}_model").first.wait_for(timeout=60_000)
         # The latest materialization's metadata: the metric table names both models.
         page.get_by_text("html_report").first.wait_for(timeout=60_000)
         page.get_by_text("report", exact=True).first.wait_for(timeout=60_000)

@@ -109,6 +109,18 @@ class SplitSummary:
     n_test_users: int
     n_cold_users: int
 
+    @classmethod
+    def of(cls, split: Split) -> SplitSummary:
+        return cls(
+            split.protocol,
+            split.train.n_users,
+            split.train.n_items,
+            split.train.nnz,
+            split.test.nnz,
+            len(split.test_users()),
+            len(split.cold_users),
+        )
+
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -478,15 +490,7 @@ def evaluate_models(
             item_ids=extra_items,
             **dict((protocol_params or {}).get(protocol, {})),
         )
-        splits[protocol] = SplitSummary(
-            protocol,
-            split.train.n_users,
-            split.train.n_items,
-            split.train.nnz,
-            split.test.nnz,
-            len(split.test_users()),
-            len(split.cold_users),
-        )
+        splits[protocol] = SplitSummary.of(split)
         side = build_side_info(split, tables)
         done: dict[str, ModelEvaluation] = {}
         for spec in [BASELINE, *[m for m in models if m != BASELINE]]:

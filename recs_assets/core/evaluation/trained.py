@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import pandas as pd
 from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
 from recs_assets.core.evaluation.protocols import Split
 from recs_assets.core.evaluation.runner import (
+    EvaluationReport,
     ModelEvaluation,
     SideTables,
+    SplitSummary,
     build_side_info,
+    fit_model,
     measure,
     with_lift,
 )
@@ -179,3 +183,45 @@ def decide_champion(
         f"{incumbent} stays: {best.family}'s gain ({span}) is not above the minimum gain "
         f"{min_gain} with {level:.0%} confidence",
     )
+
+
+def report_of_trained(
+    trained: Sequence[TrainedModel],
+    split: Split,
+    *,
+    dataset: str,
+    refits: Sequence[tuple[Split, SideInfo]] = (),
+    refit_families: Collection[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationReport:
+    """The evaluation report of fitted models, not of fresh fits.
+
+    Under ``split.protocol`` (the split the models were fitted on), each entry is the model's own
+    held-out evaluation, the very numbers its gates were computed on. For every ``(split, side)``
+    in ``refits`` (another protocol's dataset), the families in ``refit_families`` (default: all)
+    are fitted again on that split with the hyper-parameters of the fitted model, and measured
+    with their lift over popularity on the same split.
+    """
+    if not trained:
+        raise ValueError("no trained models to report on")
+    ks = {t.evaluation.k for t in trained}
+    if len(ks) != 1:
+        raise ValueError(f"the models were evaluated at different list lengths {sorted(ks)}")
+    (k,) = ks
+    wrong = [t.family for t in trained if t.evaluation.protocol != split.protocol]
+    if wrong:
+        raise ValueError(f"{wrong} were not evaluated under {split.protocol!r}")
+    evaluations = [t.evaluation for t in trained]
+    splits = {split.protocol: SplitSummary.of(split)}
+    for other, side in refits:
+        splits[other.protocol] = SplitSummary.of(other)
+        baseline = measure("popularity", PopularityRecommender().fit(other.train), other, side, k=k)
+        for t in trained:
+            if refit_families is not None and t.family not in refit_families:
+                continue
+            if progress:
+                progress(f"{other.protocol}: {t.family} refit with its model's parameters")
+            model, seconds = fit_model(t.family, other, side, t.model.params())
+            own = measure(t.family, model, other, side, k=k, fit_seconds=seconds)
+            evaluations.append(with_lift(own, baseline))
+    return EvaluationReport(dataset, k, evaluations, splits)
