@@ -32,7 +32,7 @@ from recs_assets.core.evaluation.tuning import (
 from recs_assets.core.models.registry import pipeline_families
 from recs_assets.models.mlflow_tracker import MlflowTracker
 
-TUNED_FAMILIES: tuple[str, ...] = ("ease", "rp3beta", "lightfm", "ncf")
+TUNED_FAMILIES: tuple[str, ...] = ("ease", "rp3beta", "lightfm", "als", "ncf")
 
 
 class TuningConfig(Config):

@@ -27,8 +27,8 @@ def test_model_families_from_the_environment() -> None:
         "ease",
         "popularity",
     )
-    with pytest.raises(ValueError, match="unknown or no family names \\['als'\\]"):
-        pipeline_families({"RECS_MODEL_FAMILIES": "ease,als"})
+    with pytest.raises(ValueError, match="unknown or no family names \\['svd'\\]"):
+        pipeline_families({"RECS_MODEL_FAMILIES": "ease,svd"})
     with pytest.raises(ValueError, match="RECS_MODEL_FAMILIES"):
         pipeline_families({"RECS_MODEL_FAMILIES": ","})
 

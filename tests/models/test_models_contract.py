@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 from models_synthetic import Blocks, make_blocks, recall_at
 
+from recs_assets.core.models.als import ImplicitMFRecommender, implicit_bpr
 from recs_assets.core.models.base import InteractionMatrix, Recommender, RecommenderError
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
@@ -51,6 +52,11 @@ MODELS: dict[str, tuple[Callable[[], Recommender], float]] = {
     "ncf_mlp": (lambda: NCFRecommender("mlp", **NCF_FAST), 0.8),
     "ncf_neumf": (lambda: NCFRecommender("neumf", pretrain=True, **NCF_FAST), 0.8),
     "content": (lambda: ContentRecommender(use_categories=True, top_k=20), 0.95),
+    "als": (
+        lambda: ImplicitMFRecommender(factors=4, iterations=15, regularization=0.1),
+        0.95,
+    ),  # 4 blocks: rank 4
+    "implicit_bpr": (lambda: implicit_bpr(factors=4, learning_rate=0.05, num_threads=1), 0.8),
     "blend": (
         lambda: BlendRecommender(
             [{"name": "ease", "params": {"lam": 5.0}}, {"name": "rp3beta", "params": {"top_k": 20}}]
@@ -130,7 +136,7 @@ def test_empty_and_nan_training_data_raise(name: str, blocks: Blocks) -> None:
         factory().score(np.array([0]))
 
 
-@pytest.mark.parametrize("name", ["lightfm_warp", "ncf_neumf", "blend"])
+@pytest.mark.parametrize("name", ["lightfm_warp", "ncf_neumf", "blend", "als", "implicit_bpr"])
 def test_fixed_seed_is_reproducible(
     name: str, blocks: Blocks, fitted: dict[str, Recommender]
 ) -> None:

@@ -90,3 +90,14 @@ def test_bad_hyper_parameters_raise() -> None:
         RP3betaRecommender(top_k=0)
     with pytest.raises(RecommenderError, match="alpha and beta must be >= 0"):
         RP3betaRecommender(beta=-1.0)
+
+
+def test_ease_refuses_a_catalog_its_dense_matrices_cannot_hold() -> None:
+    X = _random_dense(3, shape=(40, 400))  # 400 items: 400^2 x 28 bytes = 4.3 MiB to fit
+    with pytest.raises(
+        RecommenderError, match=r"400 items needs about 4\.3 MiB.*budget of 1\.0 MiB.*Use `als`"
+    ):
+        EASERecommender(max_memory_gb=0.001).fit(_matrix(X))
+    assert EASERecommender(max_memory_gb=0.01).fit(_matrix(X)).B_.shape == (400, 400)
+    with pytest.raises(RecommenderError, match="max_memory_gb must be >= 0"):
+        EASERecommender(max_memory_gb=-1)

@@ -34,6 +34,8 @@ FAMILIES: dict[str, tuple[dict[str, Any], str | None]] = {
     "rp3beta": ({"alpha": 0.9, "beta": 0.4, "top_k": 40}, None),
     "lightfm": ({"no_components": 16, "epochs": 5, "num_threads": 1}, "random_state"),
     "ncf": (NCF_SMALL, "seed"),
+    "als": ({"factors": 16, "iterations": 1, "regularization": 0.1, "num_threads": 1}, "seed"),
+    "implicit_bpr": ({"factors": 16, "iterations": 20, "num_threads": 1}, "seed"),
     "blend": (
         {
             "members": [

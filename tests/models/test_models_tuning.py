@@ -177,6 +177,7 @@ def test_tuning_assets_log_trials_to_mlflow_and_show_best_params(
         "ease_tuning",
         "rp3beta_tuning",
         "lightfm_tuning",
+        "als_tuning",
         "ncf_tuning",
     ]
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))

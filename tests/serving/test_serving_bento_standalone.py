@@ -35,6 +35,7 @@ import yaml
 from serving_helpers import ITEMS, LABELS, model_store, tiny_items, tiny_train, write_serving_folder
 
 from recs_assets.core.evaluation.runner import item_category_matrix
+from recs_assets.core.models.als import ImplicitMFRecommender
 from recs_assets.core.models.base import Recommender, SideInfo
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
@@ -60,6 +61,7 @@ FAMILY_MODELS: dict[str, Callable[[], Recommender]] = {
         "gmf", factors=4, layers=(8, 4), epochs=2, batch_size=8, patience=0, validation_fraction=0
     ),
     "content": lambda: ContentRecommender(use_categories=True, top_k=5),
+    "als": lambda: ImplicitMFRecommender(factors=4, iterations=3),
 }
 
 # What the service imports beyond the standard library, by distribution (env/python/requirements.txt)
@@ -73,6 +75,7 @@ SERVING_DISTRIBUTIONS = {
     "prometheus-client",
     "lightfm-next",
     "torch",
+    "faiss-cpu",
     "mlflow-skinny",
     "sqlalchemy",
     "alembic",

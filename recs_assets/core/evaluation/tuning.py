@@ -56,6 +56,12 @@ SEARCH_SPACES: dict[str, dict[str, BaseDistribution]] = {
         "user_alpha": FloatDistribution(1e-8, 1e-4, log=True),
         "epochs": IntDistribution(10, 40, step=10),
     },
+    "als": {
+        "factors": IntDistribution(16, 128, log=True),
+        "regularization": FloatDistribution(0.5, 100.0, log=True),
+        "alpha": FloatDistribution(0.5, 20.0, log=True),
+        "iterations": IntDistribution(5, 25),
+    },
     "ncf": {
         "factors": IntDistribution(16, 64, log=True),
         "layers": CategoricalDistribution(["64-32-16", "128-64-32", "256-128-64"]),
@@ -71,6 +77,7 @@ TUNING_FIXED: dict[str, dict[str, Any]] = {
     "ease": {},
     "rp3beta": {},
     "lightfm": {"num_threads": 1},
+    "als": {},  # each user's (item's) least-squares solve is independent: any thread count
     "ncf": {"num_threads": 1},
 }
 

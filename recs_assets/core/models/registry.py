@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from recs_assets.core.models.als import ImplicitMFRecommender, implicit_bpr
 from recs_assets.core.models.base import Recommender
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
@@ -29,11 +30,21 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "ncf": NCFRecommender,
     "content": ContentRecommender,
     "blend": BlendRecommender,
+    "als": ImplicitMFRecommender,
+    "implicit_bpr": implicit_bpr,
 }
 
 # The families the pipeline materializes as model assets and evaluates by default (the others,
 # e.g. ``blend`` and the LightFM variants, are available to ``recs eval`` and the tuning study).
-PIPELINE_FAMILIES: tuple[str, ...] = ("popularity", "ease", "rp3beta", "lightfm", "ncf", "content")
+PIPELINE_FAMILIES: tuple[str, ...] = (
+    "popularity",
+    "ease",
+    "rp3beta",
+    "lightfm",
+    "als",
+    "ncf",
+    "content",
+)
 FAMILIES_ENV = "RECS_MODEL_FAMILIES"
 
 

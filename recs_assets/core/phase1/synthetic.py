@@ -106,6 +106,8 @@ class SyntheticPreset:
 
 PRESETS: dict[str, SyntheticPreset] = {
     "small": SyntheticPreset(n_users=2_000, n_items=1_000, n_interactions=50_000, days=90),
+    # another shape: a catalog four times larger than the user base, sparser per item
+    "wide": SyntheticPreset(n_users=1_500, n_items=6_000, n_interactions=60_000, days=120),
     "1m": SyntheticPreset(n_users=20_000, n_items=5_000, n_interactions=1_000_000, days=180),
     "10m": SyntheticPreset(n_users=200_000, n_items=20_000, n_interactions=10_000_000, days=365),
     "50m": SyntheticPreset(n_users=1_000_000, n_items=50_000, n_interactions=50_000_000, days=365),

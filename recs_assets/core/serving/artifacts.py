@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from recs_assets.core.models.base import InteractionMatrix, Recommender, Recomme
 from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.serving.ann import ANN_FILE, AnnIndex, DotProductModel, ann_min_items
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def write_artifacts(
     item_meta: pd.DataFrame,
     popularity: np.ndarray,
     user_encoder: FeatureEncoder | None = None,
+    ann_items: int | None = None,
 ) -> dict[str, Any]:
     """Write everything ``ServingModel.load`` needs into ``folder``; returns summary metadata.
 
@@ -84,7 +87,10 @@ def write_artifacts(
     items of ``train`` missing from it get their id as title. ``popularity`` is one finite score per
     item of ``train`` (higher is more popular). ``user_encoder``: how the model's user side
     features were encoded (feature-based models), so the service can encode a new user's online
-    features; written as ``user_features.json``.
+    features; written as ``user_features.json``. A dot-product model (``ann.DotProductModel``)
+    whose catalog has at least ``ann_items`` items (default ``$RECS_ANN_MIN_ITEMS``, 100,000;
+    0: never) also gets an ANN index over its item vectors (``ann.faiss``), which serving then
+    retrieves from.
     """
     popularity = np.asarray(popularity, dtype=np.float64)
     if popularity.shape != (train.n_items,):
@@ -138,6 +144,11 @@ def write_artifacts(
             "n_features": user_encoder.n_features,
             "columns": list(user_encoder.column_names),
         }
+    threshold = ann_min_items() if ann_items is None else ann_items
+    if isinstance(model, DotProductModel) and threshold and train.n_items >= threshold:
+        t0 = time.perf_counter()
+        AnnIndex.build(model.item_vectors()).save(folder / ANN_FILE)
+        info["ann"] = {"index": "faiss HNSW", "build_seconds": time.perf_counter() - t0}
     (folder / "serving.json").write_text(json.dumps(info, indent=2))
     return info
 
@@ -159,6 +170,7 @@ class ServingModel:
         version: the model version reported in answers.
         user_encoder: the user-feature encoder of a feature-based model (None: the model scores
             known users only; unknown users get popularity).
+        ann: the ANN index of a dot-product model over a large catalog (None: exact scoring).
     """
 
     train: InteractionMatrix
@@ -172,6 +184,7 @@ class ServingModel:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = "unknown"
     user_encoder: FeatureEncoder | None = None
+    ann: AnnIndex | None = None
 
     @classmethod
     def load(
@@ -235,6 +248,9 @@ class ServingModel:
                     f"model shape ({serving.recommender.n_users_}, "
                     f"{serving.recommender.n_items_}) does not match the id maps {matrix.shape}"
                 )
+            ann_file = folder / ANN_FILE
+            if ann_file.exists() and isinstance(serving.recommender, DotProductModel):
+                serving.ann = _load_ann(ann_file, serving.recommender.n_items_)
         except LOAD_ERRORS as exc:
             if strict:
                 raise
@@ -247,6 +263,24 @@ class ServingModel:
                 serving.load_error,
             )
         return serving
+
+
+def _load_ann(path: Path, n_items: int) -> AnnIndex | None:
+    """The ANN index in ``path``, or None (exact scoring, slower but right) when it is unusable."""
+    try:
+        index = AnnIndex.load(path)
+    except (RuntimeError, *LOAD_ERRORS) as exc:  # faiss reports a corrupt file as RuntimeError
+        logger.error("ANN index %s failed to load, scoring every item: %s", path, exc)
+        return None
+    if index.n_items != n_items:
+        logger.error(
+            "ANN index %s holds %d items, the model %d: scoring every item",
+            path,
+            index.n_items,
+            n_items,
+        )
+        return None
+    return index
 
 
 def load_recommender(folder: Path) -> Recommender:

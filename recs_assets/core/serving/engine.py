@@ -27,6 +27,7 @@ from bentoml.exceptions import InvalidArgument, NotFound
 
 from recs_assets.core.models.base import RecommenderError, top_k
 from recs_assets.core.models.lightfm_model import LightFMRecommender
+from recs_assets.core.serving.ann import DotProductModel
 from recs_assets.core.serving.artifacts import ServingModel
 from recs_assets.core.serving.batch_scoring import batch_top_k
 from recs_assets.core.serving.blending import Blended, Insert, blend, exploration_draw, slot_counts
@@ -353,6 +354,14 @@ class RecommendationEngine:
         if rec is None:
             return None
         exclude = self.model.train.matrix if exclude_seen else None
+        ann = self.model.ann
+        if ann is not None and isinstance(rec, DotProductModel):  # retrieve, do not score all
+            seen = None if exclude is None else exclude[users]
+            return self._guarded(
+                f"retrieve {len(users)} users from the ANN index (serving popularity)",
+                "model",
+                lambda: ann.top_k(rec.user_vectors(users), k, exclude=seen),
+            )
         return self._guarded(
             f"score {len(users)} users (serving popularity)",
             "model",
