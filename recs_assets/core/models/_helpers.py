@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
-from recs_assets.core.models.base import RecommenderError
+from recs_assets.core.models.base import Recommender, RecommenderError
 
 
 def csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -65,3 +68,40 @@ def holdout_split(
         return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
 
     return part(~held), part(held)
+
+
+def member_specs(
+    owner: str, what: str, specs: Sequence[Mapping[str, Any]], known: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Copies of ``specs`` (``{"name": family, "params": {...}}``) of a composite model,
+    each name checked against ``known``; at least one."""
+    if not specs:
+        raise RecommenderError(f"{owner}: needs at least one {what}")
+    for spec in specs:
+        if spec.get("name") not in known:
+            raise RecommenderError(
+                f"{owner}: unknown {what} {spec.get('name')!r}; known: {sorted(known)}"
+            )
+    return [{"name": s["name"], "params": dict(s.get("params", {}))} for s in specs]
+
+
+def nested_state(models: Sequence[Recommender], prefix: str) -> dict[str, np.ndarray]:
+    """The states of a composite model's fitted parts, keyed ``<prefix><j>/<key>``."""
+    out: dict[str, np.ndarray] = {}
+    for j, m in enumerate(models):
+        out.update({f"{prefix}{j}/{k}": v for k, v in m._state().items()})
+    return out
+
+
+def load_nested(
+    models: Sequence[Recommender],
+    state: Mapping[str, np.ndarray],
+    prefix: str,
+    shape: tuple[int, int],
+) -> None:
+    """Inverse of ``nested_state``: load each part of ``models`` (fresh, unfitted) in place."""
+    for j, m in enumerate(models):
+        key = f"{prefix}{j}/"
+        m.n_users_, m.n_items_ = shape
+        m._load_state({k[len(key) :]: v for k, v in state.items() if k.startswith(key)})
+        m._fitted = True

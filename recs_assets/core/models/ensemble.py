@@ -17,7 +17,12 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from recs_assets.core.metrics import ndcg_at_k
-from recs_assets.core.models._helpers import holdout_split
+from recs_assets.core.models._helpers import (
+    holdout_split,
+    load_nested,
+    member_specs,
+    nested_state,
+)
 from recs_assets.core.models.base import (
     InteractionMatrix,
     Recommender,
@@ -112,21 +117,18 @@ class BlendRecommender(Recommender):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        members = DEFAULT_MEMBERS if members is None else members
-        if not members:
-            raise RecommenderError(f"{self.name}: needs at least one member")
-        for spec in members:
-            if spec.get("name") not in MEMBER_CLASSES:
-                raise RecommenderError(
-                    f"{self.name}: unknown member family {spec.get('name')!r}; "
-                    f"known: {sorted(MEMBER_CLASSES)}"
-                )
+        members = member_specs(
+            self.name,
+            "member family",
+            DEFAULT_MEMBERS if members is None else members,
+            MEMBER_CLASSES,
+        )
         if weights is not None and (len(weights) != len(members) or min(weights) < 0):
             raise RecommenderError(f"{self.name}: need one non-negative weight per member")
         if not 0.0 < validation_fraction < 1.0:
             raise RecommenderError(f"{self.name}: validation_fraction must be in (0, 1)")
         normalize_scores(np.zeros((1, 2)), normalization)
-        self.members = [{"name": s["name"], "params": dict(s.get("params", {}))} for s in members]
+        self.members = members
         self.weights = None if weights is None else [float(w) for w in weights]
         self.normalization = normalization
         self.validation_fraction = float(validation_fraction)
@@ -190,15 +192,8 @@ class BlendRecommender(Recommender):
         }
 
     def _state(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for j, m in enumerate(self.models_):
-            out.update({f"m{j}/{k}": v for k, v in m._state().items()})
-        return out
+        return nested_state(self.models_, "m")
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.models_ = self._new_members()
-        for j, m in enumerate(self.models_):
-            prefix = f"m{j}/"
-            m.n_users_, m.n_items_ = self.n_users_, self.n_items_
-            m._load_state({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-            m._fitted = True
+        load_nested(self.models_, state, "m", (self.n_users_, self.n_items_))
