@@ -17,6 +17,7 @@ from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.ensemble import BlendRecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.ncf import NCFRecommender
+from recs_assets.core.models.ranker import RankerRecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 
 NCF_FAST = {
@@ -57,6 +58,19 @@ MODELS: dict[str, tuple[Callable[[], Recommender], float]] = {
         0.95,
     ),  # 4 blocks: rank 4
     "implicit_bpr": (lambda: implicit_bpr(factors=4, learning_rate=0.05, num_threads=1), 0.8),
+    "ranker": (
+        lambda: RankerRecommender(
+            generators=[
+                {"name": "ease", "params": {"lam": 5.0}},
+                {"name": "rp3beta", "params": {"top_k": 20}},
+            ],
+            n_candidates=20,
+            n_estimators=30,
+            min_child_samples=5,
+            num_threads=1,
+        ),
+        0.9,
+    ),
     "blend": (
         lambda: BlendRecommender(
             [{"name": "ease", "params": {"lam": 5.0}}, {"name": "rp3beta", "params": {"top_k": 20}}]
@@ -136,7 +150,9 @@ def test_empty_and_nan_training_data_raise(name: str, blocks: Blocks) -> None:
         factory().score(np.array([0]))
 
 
-@pytest.mark.parametrize("name", ["lightfm_warp", "ncf_neumf", "blend", "als", "implicit_bpr"])
+@pytest.mark.parametrize(
+    "name", ["lightfm_warp", "ncf_neumf", "blend", "als", "implicit_bpr", "ranker"]
+)
 def test_fixed_seed_is_reproducible(
     name: str, blocks: Blocks, fitted: dict[str, Recommender]
 ) -> None:

@@ -217,7 +217,26 @@ def build_side_info(split: Split, tables: SideTables | None) -> SideInfo:
         category_names=names,
         item_titles=titles,
         user_groups=user_segments(tables.users, split.user_ids, split.train),
+        interaction_days=interaction_days(split),
     )
+
+
+def interaction_days(split: Split) -> sp.csr_matrix | None:
+    """The newest day (days since the epoch) of each training interaction, aligned with
+    ``split.train``; None when the split's rows carry no timestamp."""
+    frame = split.train_frame
+    if "timestamp" not in frame.columns or frame.empty:
+        return None
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    days = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy() / 86400.0
+    rows = pd.Index(split.user_ids).get_indexer(frame["user_id"].astype(str))
+    cols = pd.Index(split.item_ids).get_indexer(frame["item_id"].astype(str))
+    ok = (rows >= 0) & (cols >= 0)
+    latest = (
+        pd.DataFrame({"r": rows[ok], "c": cols[ok], "d": days[ok]}).groupby(["r", "c"])["d"].max()
+    )
+    r, c = (latest.index.get_level_values(i).to_numpy() for i in (0, 1))
+    return sp.csr_matrix((latest.to_numpy(), (r, c)), shape=split.train.matrix.shape)
 
 
 # ---- scoring --------------------------------------------------------------------------------------

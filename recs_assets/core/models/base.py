@@ -146,6 +146,8 @@ class SideInfo:
         category_names: names of the columns of ``item_categories``.
         item_titles: title per item (for text embeddings), or None.
         user_groups: per-user segment labels by segment name (e.g. {"gender": array}), or None.
+        interaction_days: (n_users, n_items) CSR whose entries are the day (days since the epoch,
+            float) of each training interaction, for time-aware models; None when unknown.
     """
 
     user_features: sp.csr_matrix | None = None
@@ -154,6 +156,7 @@ class SideInfo:
     category_names: tuple[str, ...] = ()
     item_titles: tuple[str, ...] | None = None
     user_groups: dict[str, np.ndarray] | None = None
+    interaction_days: sp.csr_matrix | None = None
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from recs_assets.core.models.ensemble import BlendRecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender, lightfm_bpr, lightfm_hybrid
 from recs_assets.core.models.ncf import NCFRecommender
 from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.models.ranker import RankerRecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 
 MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
@@ -32,6 +33,7 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "blend": BlendRecommender,
     "als": ImplicitMFRecommender,
     "implicit_bpr": implicit_bpr,
+    "ranker": RankerRecommender,
 }
 
 # The families the pipeline materializes as model assets and evaluates by default (the others,

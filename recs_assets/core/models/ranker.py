@@ -1,0 +1,382 @@
+"""A two-stage recommender: candidate generators, then a learned LightGBM LambdaRank ranker.
+
+Stage one: the generator families (default EASE, ALS, RP3beta) score every item; their per-user
+z-scores summed give each user ``n_candidates`` candidates (seen items left out). Stage two: a
+LambdaRank model orders the candidates by features of the pair:
+
+- per generator: the raw score, the per-user z-score and the rank among the candidates;
+- the item's popularity and the user's activity (log counts of training interactions);
+- the user's affinity to the item's categories (share of the user's items in them), when the
+  item categories are known;
+- time, when the interactions carry days (``SideInfo.interaction_days``): the item's popularity
+  inside the user's active period (widened by ``window_days``), its share of the item's whole
+  history, and the distance in days between the user's and the item's median interaction days.
+
+The ranker is trained on candidates shaped like those it will rank: ``holdout_fraction`` of each
+user's training interactions is held out, the generators are fitted on the rest, their candidates
+are labelled by the held-out items, and only then are the generators refitted on all of train.
+The test split is never seen. State is npz arrays only (the booster as its text model in bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recs_assets.core.models._helpers import (
+    csr_from_state,
+    csr_state,
+    holdout_split,
+    load_nested,
+    member_specs,
+    nested_state,
+)
+from recs_assets.core.models.als import ImplicitMFRecommender
+from recs_assets.core.models.base import (
+    InteractionMatrix,
+    Recommender,
+    RecommenderError,
+    SideInfo,
+)
+from recs_assets.core.models.ease import EASERecommender
+from recs_assets.core.models.rp3beta import RP3betaRecommender
+
+GENERATOR_CLASSES: dict[str, type[Recommender]] = {
+    cls.name: cls for cls in (EASERecommender, ImplicitMFRecommender, RP3betaRecommender)
+}
+DEFAULT_GENERATORS: tuple[dict[str, Any], ...] = (
+    {"name": "ease", "params": {}},
+    {"name": "als", "params": {}},
+    {"name": "rp3beta", "params": {}},
+)
+NON_CANDIDATE = -1e6  # non-candidates sort below every candidate, in generator order
+BLOCK = 512
+TIE_BREAK = 1e-6
+
+
+def _zscore(s: np.ndarray) -> np.ndarray:
+    std = s.std(axis=1, keepdims=True)
+    return (s - s.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the features read besides the generators: counts, categories and time, from train."""
+
+    item_log_count: np.ndarray
+    user_log_count: np.ndarray
+    user_category_share: np.ndarray | None  # (n_users, n_categories)
+    item_categories: sp.csr_matrix | None
+    item_day_cum: np.ndarray | None  # (n_items, n_bins + 1) cumulative counts per time bin
+    bin_edges: np.ndarray | None
+    user_day_range: np.ndarray | None  # (n_users, 2): first and last day
+    user_median_day: np.ndarray | None
+    item_median_day: np.ndarray | None
+
+
+CONTEXT_ARRAYS: tuple[str, ...] = (
+    "item_log_count",
+    "user_log_count",
+    "user_category_share",
+    "item_day_cum",
+    "bin_edges",
+    "user_day_range",
+    "user_median_day",
+    "item_median_day",
+)
+
+
+def _median_days(m: sp.csr_matrix) -> np.ndarray:
+    out = np.full(m.shape[0], np.nan)
+    for r in range(m.shape[0]):
+        d = m.data[m.indptr[r] : m.indptr[r + 1]]
+        if len(d):
+            out[r] = np.median(d)
+    return out
+
+
+def build_context(
+    train: sp.csr_matrix, side: SideInfo | None, window_days: float, n_bins: int = 256
+) -> Context:
+    binary = sp.csr_matrix(train, dtype=np.float32, copy=True)
+    binary.data[:] = 1.0
+    item_count = np.asarray(binary.sum(axis=0)).ravel()
+    user_count = np.asarray(binary.sum(axis=1)).ravel()
+    share = cats = None
+    if side is not None and side.item_categories is not None:
+        cats = sp.csr_matrix(side.item_categories, dtype=np.float32)
+        share = np.asarray((binary @ cats).todense()) / np.maximum(user_count, 1)[:, None]
+    cum = edges = user_range = user_median = item_median = None
+    days = None if side is None else side.interaction_days
+    if days is not None and days.shape == train.shape:
+        days = sp.csr_matrix(days)
+        # keep the training entries only (a holdout part may be a subset of the days' entries)
+        days = days.multiply(binary).tocsr()
+        days.eliminate_zeros()
+        if days.nnz:
+            lo, hi = float(days.data.min()), float(days.data.max())
+            edges = np.linspace(lo, hi + 1e-9, n_bins + 1)
+            bins = np.clip(np.searchsorted(edges, days.data, side="right") - 1, 0, n_bins - 1)
+            cols = days.tocoo().col
+            hist = np.zeros((train.shape[1], n_bins))
+            np.add.at(hist, (cols, bins), 1.0)
+            cum = np.concatenate([np.zeros((train.shape[1], 1)), hist.cumsum(axis=1)], axis=1)
+            first = np.full(train.shape[0], np.nan)
+            last = np.full(train.shape[0], np.nan)
+            for r in range(train.shape[0]):
+                d = days.data[days.indptr[r] : days.indptr[r + 1]]
+                if len(d):
+                    first[r], last[r] = d.min() - window_days, d.max() + window_days
+            user_range = np.stack([first, last], axis=1)
+            user_median = _median_days(days)
+            item_median = _median_days(days.T.tocsr())
+    return Context(
+        np.log1p(item_count),
+        np.log1p(user_count),
+        share,
+        cats,
+        cum,
+        edges,
+        user_range,
+        user_median,
+        item_median,
+    )
+
+
+class RankerRecommender(Recommender):
+    """Generators, then LightGBM LambdaRank over their candidates (see the module docstring).
+
+    Args:
+        generators: list of {"name": family, "params": {...}} among ``GENERATOR_CLASSES``.
+        n_candidates: candidates per user from the generators.
+        holdout_fraction: share of each user's training interactions the ranker learns from.
+        window_days: how far the user's active period is widened for the item-in-window counts.
+        n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM's.
+        seed: holdout and LightGBM seed.
+        num_threads: LightGBM threads (0: its default).
+    """
+
+    name = "ranker"
+
+    def __init__(
+        self,
+        generators: Sequence[Mapping[str, Any]] | None = None,
+        n_candidates: int = 100,
+        holdout_fraction: float = 0.2,
+        window_days: float = 30.0,
+        n_estimators: int = 100,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 50,
+        seed: int = 42,
+        num_threads: int = 0,
+    ) -> None:
+        super().__init__()
+        self.generators = member_specs(
+            self.name,
+            "generator",
+            DEFAULT_GENERATORS if generators is None else generators,
+            GENERATOR_CLASSES,
+        )
+        if n_candidates < 1:
+            raise RecommenderError(f"{self.name}: n_candidates must be >= 1")
+        if not 0.0 < holdout_fraction < 1.0:
+            raise RecommenderError(f"{self.name}: holdout_fraction must be in (0, 1)")
+        self.n_candidates = int(n_candidates)
+        self.holdout_fraction = float(holdout_fraction)
+        self.window_days = float(window_days)
+        self.n_estimators = int(n_estimators)
+        self.learning_rate = float(learning_rate)
+        self.num_leaves = int(num_leaves)
+        self.min_child_samples = int(min_child_samples)
+        self.seed = int(seed)
+        self.num_threads = int(num_threads)
+        self.models_: list[Recommender] = []
+        self.booster_: Any = None
+        self.context_: Context | None = None
+        self.train_: sp.csr_matrix = sp.csr_matrix((0, 0))
+
+    # ---- features ---------------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        names = []
+        for g in self.generators:
+            names += [f"{g['name']}_score", f"{g['name']}_z", f"{g['name']}_rank"]
+        names += ["item_log_count", "user_log_count", "category_affinity"]
+        names += ["item_in_user_window", "item_window_share", "median_day_gap"]
+        return names
+
+    def _candidates(
+        self, models: Sequence[Recommender], seen: sp.csr_matrix, users: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """(candidates (len(users), n), per-generator raw scores, blend) for ``users``."""
+        raw = [np.asarray(m.score(users), dtype=np.float64) for m in models]
+        blend = sum(_zscore(r) for r in raw)
+        assert isinstance(blend, np.ndarray)
+        ex = seen[users]
+        rows = np.repeat(np.arange(len(users)), np.diff(ex.indptr))
+        masked = blend.copy()
+        masked[rows, ex.indices] = -np.inf
+        n = min(self.n_candidates, blend.shape[1])
+        part = np.argpartition(-masked, n - 1, axis=1)[:, :n]
+        return part, raw, blend
+
+    def _features(
+        self, users: np.ndarray, cand: np.ndarray, raw: list[np.ndarray], ctx: Context
+    ) -> np.ndarray:
+        n_users, n = cand.shape
+        cols: list[np.ndarray] = []
+        for r in raw:
+            z = _zscore(r)
+            s = np.take_along_axis(r, cand, axis=1)
+            cols += [s, np.take_along_axis(z, cand, axis=1)]
+            cols.append(np.argsort(np.argsort(-s, axis=1), axis=1).astype(np.float64))
+        cols.append(ctx.item_log_count[cand])
+        cols.append(np.repeat(ctx.user_log_count[users][:, None], n, axis=1))
+        if ctx.user_category_share is not None and ctx.item_categories is not None:
+            cats = ctx.item_categories
+            n_cats = np.maximum(np.diff(cats.indptr), 1)
+            aff = np.asarray(cats @ ctx.user_category_share[users].T).T  # (users, items)
+            aff = aff / n_cats[None, :]
+            cols.append(np.take_along_axis(aff, cand, axis=1))
+        else:
+            cols.append(np.full((n_users, n), np.nan))
+        if ctx.item_day_cum is not None and ctx.bin_edges is not None:
+            assert ctx.user_day_range is not None and ctx.user_median_day is not None
+            assert ctx.item_median_day is not None
+            nb = ctx.item_day_cum.shape[1] - 1
+            lo = np.clip(np.searchsorted(ctx.bin_edges, ctx.user_day_range[users, 0]) - 1, 0, nb)
+            hi = np.clip(np.searchsorted(ctx.bin_edges, ctx.user_day_range[users, 1]), 0, nb)
+            inside = ctx.item_day_cum[cand, hi[:, None]] - ctx.item_day_cum[cand, lo[:, None]]
+            total = ctx.item_day_cum[cand, -1]
+            cols.append(np.log1p(inside))
+            cols.append(inside / np.maximum(total, 1.0))
+            gap = ctx.user_median_day[users][:, None] - ctx.item_median_day[cand]
+            cols.append(gap)
+        else:
+            cols += [np.full((n_users, n), np.nan)] * 3
+        return np.stack([c.reshape(-1) for c in cols], axis=1)
+
+    # ---- training -----------------------------------------------------------------------------
+    def _new_generators(self) -> list[Recommender]:
+        return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
+
+    def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
+        import lightgbm as lgb
+
+        self._check_train(train)
+        kept, held = holdout_split(train.matrix, self.holdout_fraction, self.seed)
+        part = train.with_matrix(kept)
+        models = [m.fit(part, side) for m in self._new_generators()]
+        ctx = build_context(kept, side, self.window_days)
+        held = sp.csr_matrix(held)
+        users = np.flatnonzero(np.diff(held.indptr) > 0)
+        xs, ys, groups = [], [], []
+        kept_csr = sp.csr_matrix(kept)
+        for start in range(0, len(users), BLOCK):
+            block = users[start : start + BLOCK]
+            cand, raw, _ = self._candidates(models, kept_csr, block)
+            truth = np.asarray(held[block].todense())
+            labels = np.take_along_axis(truth, cand, axis=1) > 0
+            has = labels.any(axis=1)
+            if not has.any():
+                continue
+            feats = self._features(block[has], cand[has], [r[has] for r in raw], ctx)
+            xs.append(feats)
+            ys.append(labels[has].reshape(-1).astype(np.int32))
+            groups += [cand.shape[1]] * int(has.sum())
+        if not xs:
+            raise RecommenderError(
+                f"{self.name}: no held-out interaction is among the generators' candidates; "
+                "raise n_candidates or use more data"
+            )
+        ranker = lgb.LGBMRanker(
+            objective="lambdarank",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            random_state=self.seed,
+            n_jobs=self.num_threads or None,
+            verbose=-1,
+        )
+        ranker.fit(
+            np.concatenate(xs), np.concatenate(ys), group=groups, feature_name=self.feature_names()
+        )
+        self.booster_ = ranker.booster_
+        self.models_ = [m.fit(train, side) for m in self._new_generators()]
+        self.context_ = build_context(train.matrix, side, self.window_days)
+        self.train_ = sp.csr_matrix(train.matrix)
+        self._fitted = True
+        return self
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain of each feature in the booster (logged with every run)."""
+        self._check_fitted()
+        gains = self.booster_.feature_importance(importance_type="gain")
+        return {n: float(g) for n, g in zip(self.booster_.feature_name(), gains, strict=True)}
+
+    # ---- scoring ------------------------------------------------------------------------------
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        self._check_fitted()
+        users = self._check_users(users)
+        assert self.context_ is not None
+        out = np.empty((len(users), self.n_items_))
+        for start in range(0, len(users), BLOCK):
+            block = users[start : start + BLOCK]
+            cand, raw, blend = self._candidates(self.models_, self.train_, block)
+            feats = self._features(block, cand, raw, self.context_)
+            pred = self.booster_.predict(feats).reshape(cand.shape)
+            # trees predict in steps: candidates in one step keep the generators' order
+            pred = pred + TIE_BREAK * np.take_along_axis(blend, cand, axis=1)
+            s = NON_CANDIDATE + blend
+            np.put_along_axis(s, cand, pred, axis=1)
+            out[start : start + len(block)] = s
+        return out if items is None else out[:, self._check_items(items)]
+
+    # ---- persistence --------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {
+            "generators": self.generators,
+            "n_candidates": self.n_candidates,
+            "holdout_fraction": self.holdout_fraction,
+            "window_days": self.window_days,
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.seed,
+            "num_threads": self.num_threads,
+        }
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.context_ is not None
+        out: dict[str, np.ndarray] = {
+            "booster": np.frombuffer(self.booster_.model_to_string().encode(), dtype=np.uint8),
+            **csr_state("train", self.train_),
+        }
+        for name in CONTEXT_ARRAYS:
+            value = getattr(self.context_, name)
+            if value is not None:
+                out[f"ctx/{name}"] = value
+        if self.context_.item_categories is not None:
+            out.update(csr_state("ctx/item_categories", self.context_.item_categories))
+        return {**out, **nested_state(self.models_, "g")}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        import lightgbm as lgb
+
+        self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        self.train_ = csr_from_state("train", state)
+        arrays = {name: state.get(f"ctx/{name}") for name in CONTEXT_ARRAYS}
+        cats = (
+            csr_from_state("ctx/item_categories", state)
+            if "ctx/item_categories_shape" in state
+            else None
+        )
+        self.context_ = Context(item_categories=cats, **arrays)  # type: ignore[arg-type]
+        self.models_ = self._new_generators()
+        load_nested(self.models_, state, "g", (self.n_users_, self.n_items_))
