@@ -39,7 +39,8 @@ from recs_assets.core.evaluation.trained import (
     side_info,
     version_label,
 )
-from recs_assets.core.evaluation.tuning import TuningResult, tuned_hyperparameters
+from recs_assets.core.evaluation.tuning import TuningResult, tuned_hyperparameters, tuned_members
+from recs_assets.core.models.ensemble import DEFAULT_MEMBERS
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.registry import pipeline_families
@@ -77,14 +78,18 @@ def build_model_asset(
     feature_store: bool = False,
     defaults: Mapping[str, Any] | None = None,
     feature_columns: Mapping[str, Collection[str]] | None = None,
+    member_tunings: Collection[str] = (),
 ) -> AssetsDefinition:
     """The ``{family}_model`` asset; with ``tuned``, it trains with the best parameters of the
     ``{family}_tuning`` study (explicit ``hyperparameters`` in the config still win). With
     ``feature_store``, it reads the ``user_features`` and ``item_features`` tables and passes them
     as LightFM side features (``feature_side.feature_store_side``: leak-free snapshot, binned and
     one-hot; ``feature_columns`` maps ``user``/``item`` to the columns used, default all the leak
-    rule allows). ``defaults`` are hyper-parameters under the tuned and configured ones."""
+    rule allows). ``defaults`` are hyper-parameters under the tuned and configured ones. With
+    ``member_tunings`` (the blend), the members of those families take their studies' best
+    parameters."""
     tuning_in = {"tuning": AssetIn(f"{family}_tuning")} if tuned else {}
+    tuning_in |= {f"{m}_tuning": AssetIn(f"{m}_tuning") for m in member_tunings}
     features_in = {"user_features": AssetIn(), "item_features": AssetIn()} if feature_store else {}
     description = f"The {family} recommender fitted on the P1 train split, with held-out metrics."
     if feature_store:
@@ -115,8 +120,13 @@ def build_model_asset(
     ) -> Output[TrainedModel]:
         split = stratified_dataset.split
         tuning: TuningResult | None = upstream.get("tuning")
+        members: dict[str, Any] = {}
+        if member_tunings:
+            tunings = {m: upstream[f"{m}_tuning"] for m in member_tunings}
+            members = {"members": tuned_members(DEFAULT_MEMBERS, tunings)}
         hyperparameters = {
             **dict(defaults or {}),
+            **members,
             **tuned_hyperparameters(tuning, config.hyperparameters),
         }
         side = side_info(split, raw_users, raw_items)
@@ -365,7 +375,20 @@ HYBRID_FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {"item": ("categories",)}
 FEATURE_STORE_FAMILIES: tuple[str, ...] = ("lightfm_hybrid",) if "lightfm" in MODEL_FAMILIES else ()
 GATED_FAMILIES: tuple[str, ...] = (*MODEL_FAMILIES, *FEATURE_STORE_FAMILIES)
 
-MODEL_ASSETS = [build_model_asset(f, tuned=f in TUNED_FAMILIES) for f in MODEL_FAMILIES] + [
+# the blend's members take the tuned parameters of their families' studies in this run
+BLEND_MEMBER_TUNINGS = tuple(
+    m["name"]
+    for m in DEFAULT_MEMBERS
+    if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
+)
+MODEL_ASSETS = [
+    build_model_asset(
+        f,
+        tuned=f in TUNED_FAMILIES,
+        member_tunings=BLEND_MEMBER_TUNINGS if f == "blend" else (),
+    )
+    for f in MODEL_FAMILIES
+] + [
     build_model_asset(
         f,
         feature_store=True,

@@ -137,6 +137,34 @@ def test_tuned_model_trains_with_the_studys_best_parameters(
     assert model.model.params()["lam"] == pytest.approx(tuning.best_params["lam"])
 
 
+def test_blend_members_take_their_families_tuned_parameters(
+    tmp_path: Path, upstream: dict[str, AssetsDefinition]
+) -> None:
+    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
+    result = materialize(
+        [
+            upstream["raw_users"],
+            upstream["raw_items"],
+            upstream["stratified_dataset"],
+            upstream["validation_dataset"],
+        ]
+        + [build_tuning_asset("ease"), build_model_asset("blend", member_tunings=("ease",))],
+        resources={"mlflow_tracker": tracker},
+        run_config={
+            "ops": {
+                "ease_tuning": {"config": {"n_trials": 2}},
+                "blend_model": {"config": {"register_version": False}},
+            }
+        },
+    )
+    assert result.success
+    tuned = result.output_for_node("ease_tuning").best_params["lam"]
+    members = {m["name"]: m["params"] for m in result.output_for_node("blend_model").model.members}
+    assert members["ease"]["lam"] == pytest.approx(tuned)
+    assert members["lightfm"]["hybrid_items"] is True  # the member's own parameter stays
+    assert members["rp3beta"] == {}  # no study in this run: the family defaults
+
+
 def test_a_family_below_its_gates_is_a_warning_that_says_it_is_not_eligible(
     tmp_path: Path, upstream: dict[str, AssetsDefinition]
 ) -> None:

@@ -39,6 +39,7 @@ from recs_assets.core.models.als import ImplicitMFRecommender
 from recs_assets.core.models.base import Recommender, SideInfo
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
+from recs_assets.core.models.ensemble import BlendRecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.ncf import NCFRecommender
 from recs_assets.core.models.popularity import PopularityRecommender
@@ -62,6 +63,10 @@ FAMILY_MODELS: dict[str, Callable[[], Recommender]] = {
     ),
     "content": lambda: ContentRecommender(use_categories=True, top_k=5),
     "als": lambda: ImplicitMFRecommender(factors=4, iterations=3),
+    "blend": lambda: BlendRecommender(
+        [{"name": "ease", "params": {"lam": 1.0}}, {"name": "rp3beta", "params": {"top_k": 5}}],
+        weights=[1.0, 1.0],
+    ),
 }
 
 # What the service imports beyond the standard library, by distribution (env/python/requirements.txt)

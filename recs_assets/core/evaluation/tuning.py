@@ -404,3 +404,20 @@ def tuned_hyperparameters(
     asset's ``ModelTrainingConfig.hyperparameters``) winning."""
     base = {} if tuning is None or tuning.skipped else dict(tuning.best_params)
     return {**base, **dict(overrides or {})}
+
+
+def tuned_members(
+    members: Sequence[Mapping[str, Any]], tunings: Mapping[str, TuningResult | None]
+) -> list[dict[str, Any]]:
+    """A composite model's members (``{"name", "params"}``) with each member family's best
+    tuned parameters under the member's own (e.g. ``hybrid_items`` of the blend's LightFM)."""
+    return [
+        {
+            "name": m["name"],
+            "params": {
+                **tuned_hyperparameters(tunings.get(m["name"])),
+                **dict(m.get("params", {})),
+            },
+        }
+        for m in members
+    ]

@@ -37,7 +37,7 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
 }
 
 # The families the pipeline materializes as model assets and evaluates by default (the others,
-# e.g. ``blend`` and the LightFM variants, are available to ``recs eval`` and the tuning study).
+# e.g. the LightFM variants, ``implicit_bpr`` and ``ranker``, are available to ``recs eval``).
 PIPELINE_FAMILIES: tuple[str, ...] = (
     "popularity",
     "ease",
@@ -46,6 +46,7 @@ PIPELINE_FAMILIES: tuple[str, ...] = (
     "als",
     "ncf",
     "content",
+    "blend",
 )
 FAMILIES_ENV = "RECS_MODEL_FAMILIES"
 
