@@ -43,10 +43,12 @@ from recs_assets.core.models.base import (
     SideInfo,
 )
 from recs_assets.core.models.ease import EASERecommender
+from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 
 GENERATOR_CLASSES: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (EASERecommender, ImplicitMFRecommender, RP3betaRecommender)
+    cls.name: cls
+    for cls in (EASERecommender, ImplicitMFRecommender, RP3betaRecommender, LightFMRecommender)
 }
 DEFAULT_GENERATORS: tuple[dict[str, Any], ...] = (
     {"name": "ease", "params": {}},
