@@ -4,6 +4,7 @@ tracked and registered in MLflow; and ``champion_model``, the best family that p
 No ``from __future__ import annotations`` here: Dagster resolves ``Config`` annotations at runtime.
 """
 
+import os
 import shutil
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
@@ -43,7 +44,7 @@ from recs_assets.core.evaluation.tuning import TuningResult, tuned_hyperparamete
 from recs_assets.core.models.ensemble import DEFAULT_MEMBERS
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.models.lightfm_model import LightFMRecommender
-from recs_assets.core.models.registry import pipeline_families
+from recs_assets.core.models.registry import SPARK_MASTER_ENV, pipeline_families
 from recs_assets.core.serving.artifacts import write_artifacts
 from recs_assets.core.serving.champion import ChampionModel, item_popularity
 from recs_assets.models.gate_thresholds import GateThresholds
@@ -381,10 +382,15 @@ BLEND_MEMBER_TUNINGS = tuple(
     for m in DEFAULT_MEMBERS
     if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
 )
+# spark_als fits on the cluster $RECS_SPARK_MASTER names (not a secret: shown as is)
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spark_als": {"spark_master": os.environ.get(SPARK_MASTER_ENV, "")}
+}
 MODEL_ASSETS = [
     build_model_asset(
         f,
         tuned=f in TUNED_FAMILIES,
+        defaults=FAMILY_DEFAULTS.get(f),
         member_tunings=BLEND_MEMBER_TUNINGS if f == "blend" else (),
     )
     for f in MODEL_FAMILIES

@@ -31,6 +31,10 @@ def test_model_families_from_the_environment() -> None:
         pipeline_families({"RECS_MODEL_FAMILIES": "ease,svd"})
     with pytest.raises(ValueError, match="RECS_MODEL_FAMILIES"):
         pipeline_families({"RECS_MODEL_FAMILIES": ","})
+    # with a Spark cluster configured, ALS trains on it
+    on_spark = pipeline_families({"RECS_SPARK_MASTER": "spark://127.0.0.1:7077"})
+    assert "spark_als" in on_spark and "als" not in on_spark
+    assert pipeline_families({"RECS_MODEL_FAMILIES": "ease,spark_als"}) == ("ease", "spark_als")
 
 
 def test_landing_sensor_runs_the_job_that_reaches_the_bento() -> None:

@@ -161,3 +161,99 @@ def implicit_bpr(**params: Any) -> ImplicitMFRecommender:
     return ImplicitMFRecommender(
         **{"loss": "bpr", "iterations": 100, "regularization": 0.01, **params}
     )
+
+
+class SparkALSRecommender(ImplicitMFRecommender):
+    """ALS for implicit feedback fitted by Spark MLlib (``pyspark.ml.recommendation.ALS``), so a
+    Spark cluster does the work; scoring, state and ANN retrieval are ``als``'s.
+
+    The pairs travel from the driver to Spark as one DataFrame (user index, item index, weight);
+    the factors come back to the driver. ``regularization`` is Spark's ``regParam``, which
+    Spark scales by each user's and item's interaction count (ALS-WR), hence its smaller default.
+
+    Args:
+        spark_master: the master to start a session with when none is active ("" = the active
+            session, else Spark's default ``local[*]``).
+        (the others as ``ImplicitMFRecommender``; ``loss``, ``learning_rate`` and
+        ``num_threads`` do not apply.)
+    """
+
+    name = "spark_als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.1,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        binary: bool = True,
+        seed: int = 0,
+        spark_master: str = "",
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            binary=binary,
+            seed=seed,
+        )
+        self.spark_master = spark_master
+
+    def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
+        import pandas as pd
+        from pyspark.ml.recommendation import ALS
+        from pyspark.sql import SparkSession
+
+        self._check_train(train)
+        coo = train.matrix.tocoo()
+        weights = np.ones(coo.nnz) if self.binary else coo.data.astype(np.float64)
+        builder = SparkSession.builder
+        spark = (builder.master(self.spark_master) if self.spark_master else builder).getOrCreate()
+        pairs = spark.createDataFrame(
+            pd.DataFrame(
+                {"user": coo.row.astype(np.int32), "item": coo.col.astype(np.int32), "w": weights}
+            )
+        )
+        als = ALS(
+            rank=self.factors,
+            maxIter=self.iterations,
+            regParam=self.regularization,
+            alpha=self.alpha,
+            implicitPrefs=True,
+            userCol="user",
+            itemCol="item",
+            ratingCol="w",
+            seed=self.seed,
+            coldStartStrategy="drop",
+        )
+        fitted = als.fit(pairs)
+        self.user_factors_ = _dense_factors(
+            fitted.userFactors.toPandas(), train.n_users, self.factors
+        )
+        self.item_factors_ = _dense_factors(
+            fitted.itemFactors.toPandas(), train.n_items, self.factors
+        )
+        check_finite(self.name, "user factors", self.user_factors_)
+        check_finite(self.name, "item factors", self.item_factors_)
+        self._fitted = True
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "binary": self.binary,
+            "seed": self.seed,
+            "spark_master": self.spark_master,
+        }
+
+
+def _dense_factors(frame: Any, n: int, factors: int) -> np.ndarray:
+    """Spark's (id, features) rows as an (n, factors) array; ids Spark never saw stay zero."""
+    out = np.zeros((n, factors), dtype=np.float32)
+    if len(frame):
+        out[frame["id"].to_numpy()] = np.stack(frame["features"].to_numpy()).astype(np.float32)
+    return out

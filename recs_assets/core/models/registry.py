@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from recs_assets.core.models.als import ImplicitMFRecommender, implicit_bpr
+from recs_assets.core.models.als import ImplicitMFRecommender, SparkALSRecommender, implicit_bpr
 from recs_assets.core.models.base import Recommender
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
@@ -33,6 +33,7 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "blend": BlendRecommender,
     "als": ImplicitMFRecommender,
     "implicit_bpr": implicit_bpr,
+    "spark_als": SparkALSRecommender,
     "ranker": RankerRecommender,
 }
 
@@ -49,24 +50,32 @@ PIPELINE_FAMILIES: tuple[str, ...] = (
     "blend",
 )
 FAMILIES_ENV = "RECS_MODEL_FAMILIES"
+SPARK_MASTER_ENV = "RECS_SPARK_MASTER"
+# families a pipeline may name besides PIPELINE_FAMILIES (spark_als: ALS on the Spark cluster)
+OPTIONAL_FAMILIES: tuple[str, ...] = ("spark_als",)
 
 
 def pipeline_families(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The families the pipeline builds: ``$RECS_MODEL_FAMILIES`` (comma-separated names from
-    ``PIPELINE_FAMILIES``, e.g. ``popularity,ease`` for a quick run), else all of them.
+    ``PIPELINE_FAMILIES`` and ``OPTIONAL_FAMILIES``, e.g. ``popularity,ease`` for a quick run),
+    else all of ``PIPELINE_FAMILIES``, with ``spark_als`` in place of ``als`` when
+    ``$RECS_SPARK_MASTER`` names a Spark cluster.
 
     Read when the asset modules are imported, so set it before Dagster loads the definitions.
     """
     env = os.environ if env is None else env
     raw = env.get(FAMILIES_ENV, "").strip()
     if not raw:
+        if env.get(SPARK_MASTER_ENV, "").strip():
+            return tuple("spark_als" if f == "als" else f for f in PIPELINE_FAMILIES)
         return PIPELINE_FAMILIES
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    unknown = [n for n in names if n not in PIPELINE_FAMILIES]
+    known = PIPELINE_FAMILIES + OPTIONAL_FAMILIES
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise ValueError(
             f"{FAMILIES_ENV}={raw!r}: unknown or no family names {unknown}; "
-            f"use comma-separated names from {', '.join(PIPELINE_FAMILIES)}"
+            f"use comma-separated names from {', '.join(known)}"
         )
     return names
 
