@@ -322,7 +322,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop connections")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--zipf-a", type=float, default=1.1)
-    parser.add_argument("--model", default="ease", choices=["ease", "popularity"])
+    parser.add_argument(
+        "--model", default="ease", choices=["ease", "popularity", "als", "blend", "ranker"]
+    )
     parser.add_argument("--load", help=argparse.SUPPRESS)  # internal: run the load generator
     args = parser.parse_args()
     if args.load:

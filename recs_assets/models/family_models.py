@@ -44,6 +44,7 @@ from recs_assets.core.evaluation.tuning import TuningResult, tuned_hyperparamete
 from recs_assets.core.models.ensemble import DEFAULT_MEMBERS
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.models.lightfm_model import LightFMRecommender
+from recs_assets.core.models.ranker import DEFAULT_GENERATORS, RankerRecommender
 from recs_assets.core.models.registry import SPARK_MASTER_ENV, pipeline_families
 from recs_assets.core.serving.artifacts import write_artifacts
 from recs_assets.core.serving.champion import ChampionModel, item_popularity
@@ -68,6 +69,15 @@ class ModelTrainingConfig(GateThresholds):
     register_version: bool = True
 
 
+def importance_table(importance: Mapping[str, float]) -> str:
+    """Markdown rows of features by total gain, largest first, with each one's share."""
+    total = sum(importance.values()) or 1.0
+    rows = sorted(importance.items(), key=lambda kv: -kv[1])
+    return "| feature | gain | share |\n| --- | --- | --- |\n" + "\n".join(
+        f"| {n} | {g:.1f} | {g / total:.1%} |" for n, g in rows
+    )
+
+
 def _metric_key(name: str) -> str:
     return name.replace("@", "_at_")
 
@@ -87,8 +97,8 @@ def build_model_asset(
     as LightFM side features (``feature_side.feature_store_side``: leak-free snapshot, binned and
     one-hot; ``feature_columns`` maps ``user``/``item`` to the columns used, default all the leak
     rule allows). ``defaults`` are hyper-parameters under the tuned and configured ones. With
-    ``member_tunings`` (the blend), the members of those families take their studies' best
-    parameters."""
+    ``member_tunings`` (the blend, the ranker), the members of those families take their studies'
+    best parameters (``COMPOSITE_MEMBERS``)."""
     tuning_in = {"tuning": AssetIn(f"{family}_tuning")} if tuned else {}
     tuning_in |= {f"{m}_tuning": AssetIn(f"{m}_tuning") for m in member_tunings}
     features_in = {"user_features": AssetIn(), "item_features": AssetIn()} if feature_store else {}
@@ -124,7 +134,8 @@ def build_model_asset(
         members: dict[str, Any] = {}
         if member_tunings:
             tunings = {m: upstream[f"{m}_tuning"] for m in member_tunings}
-            members = {"members": tuned_members(DEFAULT_MEMBERS, tunings)}
+            key, specs = COMPOSITE_MEMBERS[family]
+            members = {key: tuned_members(specs, tunings)}
         hyperparameters = {
             **dict(defaults or {}),
             **members,
@@ -166,9 +177,14 @@ def build_model_asset(
             ):
                 user_encoder = None  # the model does not score user feature rows
             evaluation = held_out_evaluation(family, model, fit_seconds, split, side, k=config.k)
+            if isinstance(model, RankerRecommender):  # what the ranker's trees learned from
+                importance = model.feature_importance()
+                mlflow.log_dict(importance, "feature_importance.json")
+                mlflow.log_metrics({f"feature_gain.{n}": g for n, g in importance.items()})
+                side_meta["feature_importance"] = MetadataValue.md(importance_table(importance))
             gates = gate_results(evaluation, config.gate_config())
             mlflow_tracker.log_params({"family": family, **model.params()})
-            if side_meta:
+            if "side_features" in side_meta:
                 mlflow.log_dict(side_meta["side_features"].value, "side_features.json")
             if user_encoder is not None:  # what serving encodes new users' online features with
                 mlflow.log_dict(user_encoder.to_json(), "user_feature_encoder.json")
@@ -376,12 +392,25 @@ HYBRID_FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {"item": ("categories",)}
 FEATURE_STORE_FAMILIES: tuple[str, ...] = ("lightfm_hybrid",) if "lightfm" in MODEL_FAMILIES else ()
 GATED_FAMILIES: tuple[str, ...] = (*MODEL_FAMILIES, *FEATURE_STORE_FAMILIES)
 
-# the blend's members take the tuned parameters of their families' studies in this run
-BLEND_MEMBER_TUNINGS = tuple(
-    m["name"]
-    for m in DEFAULT_MEMBERS
-    if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
-)
+# composite families: the hyper-parameter that lists their members, and its default; each member
+# takes the tuned parameters of its family's study in this run
+COMPOSITE_MEMBERS: dict[str, tuple[str, Sequence[Mapping[str, Any]]]] = {
+    "blend": ("members", DEFAULT_MEMBERS),
+    "ranker": ("generators", DEFAULT_GENERATORS),
+}
+
+
+def tuned_member_families(family: str) -> tuple[str, ...]:
+    """The tuned families among ``family``'s default members that this pipeline builds."""
+    if family not in COMPOSITE_MEMBERS:
+        return ()
+    return tuple(
+        m["name"]
+        for m in COMPOSITE_MEMBERS[family][1]
+        if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
+    )
+
+
 # spark_als fits on the cluster $RECS_SPARK_MASTER names (not a secret: shown as is)
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "spark_als": {"spark_master": os.environ.get(SPARK_MASTER_ENV, "")}
@@ -391,7 +420,7 @@ MODEL_ASSETS = [
         f,
         tuned=f in TUNED_FAMILIES,
         defaults=FAMILY_DEFAULTS.get(f),
-        member_tunings=BLEND_MEMBER_TUNINGS if f == "blend" else (),
+        member_tunings=tuned_member_families(f),
     )
     for f in MODEL_FAMILIES
 ] + [

@@ -3,6 +3,7 @@ champion alias. Upstream assets are small real ones (synthetic data, the real P1
 
 from pathlib import Path
 
+import mlflow
 import pytest
 from dagster import AssetsDefinition, asset, materialize
 from pipeline_fixtures import raw_stand_ins
@@ -163,6 +164,47 @@ def test_blend_members_take_their_families_tuned_parameters(
     assert members["ease"]["lam"] == pytest.approx(tuned)
     assert members["lightfm"]["hybrid_items"] is True  # the member's own parameter stays
     assert members["rp3beta"] == {}  # no study in this run: the family defaults
+
+
+def test_ranker_takes_tuned_generators_and_logs_its_feature_importance(
+    tmp_path: Path, upstream: dict[str, AssetsDefinition]
+) -> None:
+    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
+    result = materialize(
+        [
+            upstream["raw_users"],
+            upstream["raw_items"],
+            upstream["stratified_dataset"],
+            upstream["validation_dataset"],
+        ]
+        + [build_tuning_asset("ease"), build_model_asset("ranker", member_tunings=("ease",))],
+        resources={"mlflow_tracker": tracker},
+        run_config={
+            "ops": {
+                "ease_tuning": {"config": {"n_trials": 2}},
+                "ranker_model": {"config": {"register_version": False}},
+            }
+        },
+    )
+    assert result.success
+    tuned = result.output_for_node("ease_tuning").best_params["lam"]
+    trained = result.output_for_node("ranker_model")
+    generators = {g["name"]: g["params"] for g in trained.model.generators}
+    assert generators["ease"]["lam"] == pytest.approx(tuned)
+    assert generators["als"] == {}  # no study in this run: the family defaults
+
+    # feature importance: a table in the asset's metadata (the UI) and the MLflow run
+    importance = trained.model.feature_importance()
+    assert set(importance) == set(trained.model.feature_names())
+    assert sum(importance.values()) > 0
+    mat = result.asset_materializations_for_node("ranker_model")[0]
+    table = mat.metadata["feature_importance"].value
+    top = max(importance, key=importance.__getitem__)
+    assert table.splitlines()[2].startswith(f"| {top} |")  # largest gain first
+    run = tracker.client().get_run(trained.mlflow_run_id)
+    assert run.data.metrics[f"feature_gain.{top}"] == pytest.approx(importance[top])
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/feature_importance.json")
+    assert logged == pytest.approx(importance)
 
 
 def test_a_family_below_its_gates_is_a_warning_that_says_it_is_not_eligible(

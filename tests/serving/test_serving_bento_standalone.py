@@ -43,6 +43,7 @@ from recs_assets.core.models.ensemble import BlendRecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender
 from recs_assets.core.models.ncf import NCFRecommender
 from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.models.ranker import RankerRecommender
 from recs_assets.core.models.registry import PIPELINE_FAMILIES
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 from recs_assets.core.serving.export import export_model
@@ -67,6 +68,13 @@ FAMILY_MODELS: dict[str, Callable[[], Recommender]] = {
         [{"name": "ease", "params": {"lam": 1.0}}, {"name": "rp3beta", "params": {"top_k": 5}}],
         weights=[1.0, 1.0],
     ),
+    "ranker": lambda: RankerRecommender(
+        [{"name": "ease", "params": {"lam": 1.0}}, {"name": "rp3beta", "params": {"top_k": 5}}],
+        n_candidates=4,
+        holdout_fraction=0.4,
+        min_child_samples=1,
+        n_estimators=5,
+    ),
 }
 
 # What the service imports beyond the standard library, by distribution (env/python/requirements.txt)
@@ -81,6 +89,7 @@ SERVING_DISTRIBUTIONS = {
     "lightfm-next",
     "torch",
     "faiss-cpu",
+    "lightgbm",
     "mlflow-skinny",
     "sqlalchemy",
     "alembic",

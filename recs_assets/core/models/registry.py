@@ -38,7 +38,7 @@ MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
 }
 
 # The families the pipeline materializes as model assets and evaluates by default (the others,
-# e.g. the LightFM variants, ``implicit_bpr`` and ``ranker``, are available to ``recs eval``).
+# e.g. the LightFM variants and ``implicit_bpr``, are available to ``recs eval``).
 PIPELINE_FAMILIES: tuple[str, ...] = (
     "popularity",
     "ease",
@@ -48,6 +48,7 @@ PIPELINE_FAMILIES: tuple[str, ...] = (
     "ncf",
     "content",
     "blend",
+    "ranker",
 )
 FAMILIES_ENV = "RECS_MODEL_FAMILIES"
 SPARK_MASTER_ENV = "RECS_SPARK_MASTER"
