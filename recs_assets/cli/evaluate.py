@@ -21,6 +21,7 @@ from recs_assets.core.evaluation.runner import (
     evaluate_models,
     resolve_models,
 )
+from recs_assets.core.evaluation.uncertainty import paired_difference
 from recs_assets.core.phase1.schema import Phase1Tables
 
 
@@ -48,8 +49,31 @@ def _json_number(v: float) -> float | None:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def paired_json(report: EvaluationReport, protocol: str) -> dict[str, dict[str, object]]:
+    """``"a - b"`` -> the paired bootstrap difference of NDCG@k per user (mean, 95% interval,
+    p-value, users) for every pair of models, ``a`` listed before ``b``."""
+    evaluations = list(report.by_protocol(protocol))
+    metric = f"ndcg@{report.k}"
+    out: dict[str, dict[str, object]] = {}
+    for i, a in enumerate(evaluations):
+        for b in evaluations[i + 1 :]:
+            d = paired_difference(a, b, metric)
+            if d is not None:
+                out[f"{a.model} - {b.model}"] = {
+                    "metric": metric,
+                    "mean": d.mean,
+                    "low": d.low,
+                    "high": d.high,
+                    "p_value": d.p_value,
+                    "n_users": d.n_users,
+                    "level": d.level,
+                }
+    return out
+
+
 def report_json(report: EvaluationReport, protocol: str) -> dict[str, object]:
-    """The ``--json`` document: ``{"protocol", "dataset", "k", "split", "models": {name: {...}}}``.
+    """The ``--json`` document: ``{"protocol", "dataset", "k", "split", "models": {name: {...}},
+    "paired": {"a - b": {...}}}`` (``paired_json``).
 
     Non-finite values (an undefined metric, e.g. a gap with one group) are written as null.
     """
@@ -70,6 +94,7 @@ def report_json(report: EvaluationReport, protocol: str) -> dict[str, object]:
             e.model: {m: _json_number(v) for m, v in e.flat().items()}
             for e in report.by_protocol(protocol)
         },
+        "paired": paired_json(report, protocol),
     }
 
 
@@ -129,6 +154,13 @@ def eval_command(
             if values.get(m) is not None
         )
         click.echo(f"{name}: {shown}")
+    for pair, d in doc["paired"].items():  # type: ignore[union-attr]
+        verdict = "interval excludes 0" if d["low"] > 0 or d["high"] < 0 else "includes 0"
+        click.echo(
+            f"{pair}: {d['metric']} {d['mean']:+.4f}, {d['level']:.0%} paired bootstrap interval "
+            f"[{d['low']:+.4f}, {d['high']:+.4f}] ({verdict}), p={d['p_value']:.3f}, "
+            f"{d['n_users']} users"
+        )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(doc, indent=2))

@@ -22,7 +22,7 @@ def test_eval_reproduces_the_p1_popularity_row(ml100k_dir: Path, tmp_path: Path)
             "--protocol",
             "stratified",
             "--models",
-            "popularity",
+            "popularity,ease",
             "--json",
             str(out),
         ],
@@ -44,6 +44,13 @@ def test_eval_reproduces_the_p1_popularity_row(ml100k_dir: Path, tmp_path: Path)
     ):
         assert isinstance(pop[key], float), key
     assert doc["split"]["n_train"] + doc["split"]["n_test"] == 100_000
+    # every pair of models, paired per user: popularity is clearly below EASE
+    paired = doc["paired"]["popularity - ease"]
+    gap = pop["ndcg@10"] - doc["models"]["ease"]["ndcg@10"]
+    assert paired["metric"] == "ndcg@10" and paired["n_users"] == pop["n_users"]
+    assert paired["mean"] == pytest.approx(gap)
+    assert paired["low"] <= paired["mean"] <= paired["high"] < 0
+    assert "popularity - ease: ndcg@10" in result.output and "excludes 0" in result.output
 
 
 @pytest.mark.parametrize(
