@@ -353,7 +353,7 @@ def main() -> None:
         "model": args.model,
         "zipf_a": args.zipf_a,
         "cpus": os.cpu_count(),
-        "workers_per_service": 1,
+        "workers_per_service": int(os.environ.get("RECS_WORKERS", "1")),  # bentoml serve reads it
     }
     try:
         url, proc = start_server(
