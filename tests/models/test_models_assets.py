@@ -5,7 +5,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dagster import AssetsDefinition, asset, materialize
+from dagster import AssetsDefinition, ExecuteInProcessResult, asset, materialize
 from pipeline_fixtures import raw_stand_ins
 
 from recs_assets.core.datasets.dataset import TrainingDataset
@@ -138,9 +138,11 @@ def test_tuned_model_trains_with_the_studys_best_parameters(
     assert model.model.params()["lam"] == pytest.approx(tuning.best_params["lam"])
 
 
-def test_blend_members_take_their_families_tuned_parameters(
-    tmp_path: Path, upstream: dict[str, AssetsDefinition]
-) -> None:
+def with_tuned_ease(
+    family: str, tmp_path: Path, upstream: dict[str, AssetsDefinition]
+) -> tuple[ExecuteInProcessResult, MlflowTracker, float]:
+    """Materialize ``ease_tuning`` and the composite ``family``'s model (not registered): the
+    result, its tracker and the study's best ``lam``."""
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     result = materialize(
         [
@@ -149,17 +151,23 @@ def test_blend_members_take_their_families_tuned_parameters(
             upstream["stratified_dataset"],
             upstream["validation_dataset"],
         ]
-        + [build_tuning_asset("ease"), build_model_asset("blend", member_tunings=("ease",))],
+        + [build_tuning_asset("ease"), build_model_asset(family, member_tunings=("ease",))],
         resources={"mlflow_tracker": tracker},
         run_config={
             "ops": {
                 "ease_tuning": {"config": {"n_trials": 2}},
-                "blend_model": {"config": {"register_version": False}},
+                f"{family}_model": {"config": {"register_version": False}},
             }
         },
     )
     assert result.success
-    tuned = result.output_for_node("ease_tuning").best_params["lam"]
+    return result, tracker, result.output_for_node("ease_tuning").best_params["lam"]
+
+
+def test_blend_members_take_their_families_tuned_parameters(
+    tmp_path: Path, upstream: dict[str, AssetsDefinition]
+) -> None:
+    result, _, tuned = with_tuned_ease("blend", tmp_path, upstream)
     members = {m["name"]: m["params"] for m in result.output_for_node("blend_model").model.members}
     assert members["ease"]["lam"] == pytest.approx(tuned)
     assert members["lightfm"]["hybrid_items"] is True  # the member's own parameter stays
@@ -169,25 +177,7 @@ def test_blend_members_take_their_families_tuned_parameters(
 def test_ranker_takes_tuned_generators_and_logs_its_feature_importance(
     tmp_path: Path, upstream: dict[str, AssetsDefinition]
 ) -> None:
-    tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
-    result = materialize(
-        [
-            upstream["raw_users"],
-            upstream["raw_items"],
-            upstream["stratified_dataset"],
-            upstream["validation_dataset"],
-        ]
-        + [build_tuning_asset("ease"), build_model_asset("ranker", member_tunings=("ease",))],
-        resources={"mlflow_tracker": tracker},
-        run_config={
-            "ops": {
-                "ease_tuning": {"config": {"n_trials": 2}},
-                "ranker_model": {"config": {"register_version": False}},
-            }
-        },
-    )
-    assert result.success
-    tuned = result.output_for_node("ease_tuning").best_params["lam"]
+    result, tracker, tuned = with_tuned_ease("ranker", tmp_path, upstream)
     trained = result.output_for_node("ranker_model")
     generators = {g["name"]: g["params"] for g in trained.model.generators}
     assert generators["ease"]["lam"] == pytest.approx(tuned)
