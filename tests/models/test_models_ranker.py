@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from recs_assets.core.evaluation.protocols import stratified_split
 from recs_assets.core.evaluation.runner import SideTables, build_side_info, interaction_days
-from recs_assets.core.models.ranker import RankerRecommender
+from recs_assets.core.models.base import RecommenderError
+from recs_assets.core.models.ranker import RankerRecommender, fold_splits
 from recs_assets.core.phase1.synthetic import generate_synthetic
 
 SMALL = {
@@ -63,3 +65,38 @@ def test_ranker_uses_time_features_and_round_trips(split_and_side, tmp_path: Pat
     assert not seen.any()
     loaded = RankerRecommender.load(model.save(tmp_path / "ranker"))
     np.testing.assert_array_equal(loaded.score(users), scores)
+
+
+def test_folds_hold_every_interaction_out_once_and_keep_lone_ones() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((40, 30)) < 0.2).astype(np.float32)
+    dense[0] = 0.0
+    dense[0, 5] = 1.0  # a user with one interaction
+    dense[1] = 0.0
+    dense[1, [2, 7]] = 1.0  # fewer interactions than folds
+    matrix = sp.csr_matrix(dense)
+    folds = fold_splits(matrix, 3, seed=1)
+    assert len(folds) == 3
+    held_total = sp.csr_matrix(matrix.shape, dtype=np.float32)
+    for kept, held in folds:
+        np.testing.assert_array_equal((kept + held).toarray(), dense)
+        assert not kept.multiply(held).nnz  # no overlap
+        # everyone with an interaction keeps at least one
+        assert (np.diff(kept.indptr) > 0).sum() == (dense.sum(axis=1) > 0).sum()
+        held_total = held_total + held
+    once = dense.copy()
+    once[0, 5] = 0.0  # the lone interaction is never held out
+    np.testing.assert_array_equal(held_total.toarray(), once)
+
+
+def test_out_of_fold_training_fits_scores_and_validates(split_and_side) -> None:
+    split, side = split_and_side
+    one = RankerRecommender(**SMALL).fit(split.train, side)
+    three = RankerRecommender(**SMALL, n_folds=3).fit(split.train, side)
+    assert three.params()["n_folds"] == 3
+    assert three.booster_.num_trees() == one.booster_.num_trees() == SMALL["n_estimators"]
+    scores = three.score(np.arange(5))
+    assert np.isfinite(scores).all()
+    assert not np.array_equal(scores, one.score(np.arange(5)))  # other labels, other trees
+    with pytest.raises(RecommenderError, match="n_folds"):
+        RankerRecommender(n_folds=0)

@@ -101,6 +101,28 @@ def _median_days(m: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+def fold_splits(
+    matrix: sp.csr_matrix, n_folds: int, seed: int
+) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """Per user, deal the interactions at random into ``n_folds`` folds; for each fold, the
+    (kept, held-out) pair. A user's only interaction is never held out."""
+    rng = np.random.default_rng(seed)
+    m = sp.csr_matrix(matrix)
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((rng.random(m.nnz), rows))  # a random order inside each user
+    position = np.arange(m.nnz) - m.indptr[rows[order]]
+    fold = np.empty(m.nnz, dtype=np.int64)
+    fold[order] = position % n_folds
+    fold[counts[rows] < 2] = -1  # a single interaction is never held out
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
+
+    # a fold holds ceil(n / n_folds) <= n - 1 of a user's n >= 2 interactions: something is kept
+    return [(part(fold != f), part(fold == f)) for f in range(n_folds)]
+
+
 def build_context(
     train: sp.csr_matrix, side: SideInfo | None, window_days: float, n_bins: int = 256
 ) -> Context:
@@ -156,6 +178,9 @@ class RankerRecommender(Recommender):
         generators: list of {"name": family, "params": {...}} among ``GENERATOR_CLASSES``.
         n_candidates: candidates per user from the generators.
         holdout_fraction: share of each user's training interactions the ranker learns from.
+        n_folds: above 1, the ranker learns from every training interaction instead: each of
+            ``n_folds`` folds is held out in turn and the generators are fitted on the others
+            (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
         window_days: how far the user's active period is widened for the item-in-window counts.
         n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM's.
         seed: holdout and LightGBM seed.
@@ -169,6 +194,7 @@ class RankerRecommender(Recommender):
         generators: Sequence[Mapping[str, Any]] | None = None,
         n_candidates: int = 100,
         holdout_fraction: float = 0.2,
+        n_folds: int = 1,
         window_days: float = 30.0,
         n_estimators: int = 100,
         learning_rate: float = 0.05,
@@ -190,6 +216,9 @@ class RankerRecommender(Recommender):
             raise RecommenderError(f"{self.name}: holdout_fraction must be in (0, 1)")
         self.n_candidates = int(n_candidates)
         self.holdout_fraction = float(holdout_fraction)
+        if n_folds < 1:
+            raise RecommenderError(f"{self.name}: n_folds must be >= 1")
+        self.n_folds = int(n_folds)
         self.window_days = float(window_days)
         self.n_estimators = int(n_estimators)
         self.learning_rate = float(learning_rate)
@@ -266,17 +295,30 @@ class RankerRecommender(Recommender):
     def _new_generators(self) -> list[Recommender]:
         return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
 
-    def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
-        import lightgbm as lgb
+    def _folds(self, matrix: sp.csr_matrix) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+        """(kept, held-out) pairs: one random holdout of ``holdout_fraction``, or with ``n_folds``
+        > 1 every training interaction held out once, in one of ``n_folds`` folds."""
+        if self.n_folds == 1:
+            return [holdout_split(matrix, self.holdout_fraction, self.seed)]
+        return fold_splits(matrix, self.n_folds, self.seed)
 
-        self._check_train(train)
-        kept, held = holdout_split(train.matrix, self.holdout_fraction, self.seed)
+    def _training_groups(
+        self,
+        train: InteractionMatrix,
+        side: SideInfo | None,
+        kept: sp.csr_matrix,
+        held: sp.csr_matrix,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        groups: list[int],
+    ) -> None:
+        """Fit the generators on ``kept``; append the features and labels (``held``) of their
+        candidates, one group per user with a held-out item among them."""
         part = train.with_matrix(kept)
         models = [m.fit(part, side) for m in self._new_generators()]
         ctx = build_context(kept, side, self.window_days)
         held = sp.csr_matrix(held)
         users = np.flatnonzero(np.diff(held.indptr) > 0)
-        xs, ys, groups = [], [], []
         kept_csr = sp.csr_matrix(kept)
         for start in range(0, len(users), BLOCK):
             block = users[start : start + BLOCK]
@@ -290,6 +332,16 @@ class RankerRecommender(Recommender):
             xs.append(feats)
             ys.append(labels[has].reshape(-1).astype(np.int32))
             groups += [cand.shape[1]] * int(has.sum())
+
+    def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
+        import lightgbm as lgb
+
+        self._check_train(train)
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        groups: list[int] = []
+        for kept, held in self._folds(train.matrix):
+            self._training_groups(train, side, kept, held, xs, ys, groups)
         if not xs:
             raise RecommenderError(
                 f"{self.name}: no held-out interaction is among the generators' candidates; "
@@ -345,6 +397,7 @@ class RankerRecommender(Recommender):
             "generators": self.generators,
             "n_candidates": self.n_candidates,
             "holdout_fraction": self.holdout_fraction,
+            "n_folds": self.n_folds,
             "window_days": self.window_days,
             "n_estimators": self.n_estimators,
             "learning_rate": self.learning_rate,
