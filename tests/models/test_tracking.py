@@ -92,6 +92,11 @@ def _champion_as_pyfunc(tracker: MlflowTracker, tmp_path: Path) -> None:
     assert {p.name for p in meta.get_params_schema().params} == {"k", "exclude_seen"}
     with pytest.raises(Exception, match="k must be between 1 and 100"):
         loaded.predict(pd.DataFrame({"user_id": ["u3"]}), params={"k": 0})
+    # the version's environment names what loading any family imports
+    uri = f"models:/{CHAMPION_MODEL}@{CHAMPION}"
+    reqs = Path(mlflow.pyfunc.get_model_dependencies(uri))
+    names = {line.split("==")[0] for line in reqs.read_text().split()}
+    assert {"mlflow", "numpy", "lightfm-next", "torch", "lightgbm", "faiss-cpu"} <= names
 
 
 def test_registered_versions_are_mlflow_pyfunc_models(tmp_path: Path) -> None:

@@ -107,7 +107,17 @@ def pyfunc_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for dist in ("mlflow", "numpy", "scipy", "pandas", "pyarrow", "lightfm-next", "torch"):
+    for dist in (
+        "mlflow",
+        "numpy",
+        "scipy",
+        "pandas",
+        "pyarrow",
+        "lightfm-next",  # lightfm
+        "torch",  # ncf
+        "lightgbm",  # ranker
+        "faiss-cpu",  # the ANN index of als over a large catalog
+    ):
         try:
             out.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
