@@ -59,13 +59,17 @@ class MlflowTracker(ConfigurableResource):
 
         Precedence: ``tracking_uri`` field, ``local_root`` field, ``$MLFLOW_TRACKING_URI``, the
         repo's ``.mlflow/``. (``mlflow.set_tracking_uri`` writes the environment variable, so an
-        explicit ``local_root`` must win over it.)
+        explicit ``local_root`` must win over it, and the embedded store's own URI there still
+        means the embedded store.)
         """
         if self.tracking_uri:
             return None
         if self.local_root:
             return Path(self.local_root)
-        if os.environ.get("MLFLOW_TRACKING_URI"):
+        env = os.environ.get("MLFLOW_TRACKING_URI", "")
+        # the embedded store's own URI in the environment (our start_run wrote it) is no server:
+        # its experiment still gets the artifact folder under .mlflow/, not MLflow's ./mlruns
+        if env and env != local_mlflow_uri(LOCAL_MLFLOW_DIR):
             return None
         return LOCAL_MLFLOW_DIR
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -40,6 +41,30 @@ def test_local_store_tracks_registers_and_aliases(tmp_path: Path) -> None:
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     assert tracker.resolved_uri().startswith("sqlite:///")
     _exercise(tracker, tmp_path)
+
+
+def test_the_default_store_keeps_artifacts_under_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URI configured: the embedded store, whose artifacts stay in its folder (``.mlflow/``
+    in the checkout), even after ``start_run`` put its URI in ``$MLFLOW_TRACKING_URI``."""
+    from recs_assets.models import mlflow_tracker
+
+    root = tmp_path / "store"
+    monkeypatch.setattr(mlflow_tracker, "LOCAL_MLFLOW_DIR", root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # restored (or removed again) afterwards
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    tracker = MlflowTracker()
+    with tracker.start_run("first") as run:
+        mlflow.log_dict({"a": 1}, "a.json")
+    assert os.environ["MLFLOW_TRACKING_URI"] == tracker.resolved_uri()  # MLflow wrote it
+    with tracker.start_run("second") as second:
+        mlflow.log_dict({"b": 2}, "b.json")
+    for r in (run, second):
+        assert r.info.artifact_uri.startswith((root / "artifacts").as_uri())
+    assert (root / "mlflow.db").is_file()
+    assert not (tmp_path / "mlruns").exists()
 
 
 def test_failed_block_marks_run_failed(tmp_path: Path) -> None:
