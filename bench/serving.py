@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from recs_assets.core.serving.launch import free_port
+from recs_assets.core.serving.settings import serving_workers
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
@@ -353,7 +354,7 @@ def main() -> None:
         "model": args.model,
         "zipf_a": args.zipf_a,
         "cpus": os.cpu_count(),
-        "workers_per_service": int(os.environ.get("RECS_WORKERS", "1")),  # bentoml serve reads it
+        "workers_per_service": serving_workers(),  # what bentoml serve starts (RECS_WORKERS)
     }
     try:
         url, proc = start_server(

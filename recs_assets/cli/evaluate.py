@@ -57,21 +57,24 @@ def paired_json(report: EvaluationReport, protocol: str) -> dict[str, dict[str, 
     out: dict[str, dict[str, object]] = {}
     for i, a in enumerate(evaluations):
         for b in evaluations[i + 1 :]:
-            d = paired_difference(a, b, metric)
+            try:
+                d = paired_difference(a, b, metric)
+            except ValueError:  # no user with a value for both: nothing to pair
+                d = None
             if d is not None:
                 out[f"{a.model} - {b.model}"] = {
                     "metric": metric,
-                    "mean": d.mean,
-                    "low": d.low,
-                    "high": d.high,
-                    "p_value": d.p_value,
+                    "mean": _json_number(d.mean),
+                    "low": _json_number(d.low),
+                    "high": _json_number(d.high),
+                    "p_value": _json_number(d.p_value),
                     "n_users": d.n_users,
                     "level": d.level,
                 }
     return out
 
 
-def report_json(report: EvaluationReport, protocol: str) -> dict[str, object]:
+def report_json(report: EvaluationReport, protocol: str, paired: bool = True) -> dict[str, object]:
     """The ``--json`` document: ``{"protocol", "dataset", "k", "split", "models": {name: {...}},
     "paired": {"a - b": {...}}}`` (``paired_json``).
 
@@ -94,7 +97,7 @@ def report_json(report: EvaluationReport, protocol: str) -> dict[str, object]:
             e.model: {m: _json_number(v) for m, v in e.flat().items()}
             for e in report.by_protocol(protocol)
         },
-        "paired": paired_json(report, protocol),
+        "paired": paired_json(report, protocol) if paired else {},
     }
 
 
@@ -123,13 +126,25 @@ def report_json(report: EvaluationReport, protocol: str) -> dict[str, object]:
     help="Also write the metrics as JSON here.",
 )
 @click.option(
+    "--paired/--no-paired",
+    default=True,
+    show_default=True,
+    help="Paired bootstrap interval of NDCG@k for every pair of the models (n(n-1)/2 pairs).",
+)
+@click.option(
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="also write the standalone HTML report here",
 )
 def eval_command(
-    source: str, protocol: str, models: str, k: int, json_path: Path | None, html_path: Path | None
+    source: str,
+    protocol: str,
+    models: str,
+    k: int,
+    json_path: Path | None,
+    html_path: Path | None,
+    paired: bool,
 ) -> None:
     """Evaluate MODELS on SOURCE under PROTOCOL and print the metric table."""
     try:
@@ -146,7 +161,7 @@ def eval_command(
         dataset=source,
         progress=lambda msg: click.echo(f"evaluating {msg}", err=True),
     )
-    doc = report_json(report, protocol)
+    doc = report_json(report, protocol, paired)
     for name, values in doc["models"].items():  # type: ignore[union-attr]
         shown = ", ".join(
             f"{m} {values[m]:.4f}"

@@ -56,6 +56,25 @@ MODEL_FAMILIES = pipeline_families()  # $RECS_MODEL_FAMILIES, default every pipe
 REGISTERED_PREFIX = "recs"
 
 
+# composite families: the hyper-parameter that lists their members, and its default; each member
+# takes the tuned parameters of its family's study in this run
+COMPOSITE_MEMBERS: dict[str, tuple[str, Sequence[Mapping[str, Any]]]] = {
+    "blend": ("members", DEFAULT_MEMBERS),
+    "ranker": ("generators", DEFAULT_GENERATORS),
+}
+
+
+def tuned_member_families(family: str) -> tuple[str, ...]:
+    """The tuned families among ``family``'s default members that this pipeline builds."""
+    if family not in COMPOSITE_MEMBERS:
+        return ()
+    return tuple(
+        m["name"]
+        for m in COMPOSITE_MEMBERS[family][1]
+        if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
+    )
+
+
 class ModelTrainingConfig(GateThresholds):
     """How a model family is trained and gated.
 
@@ -99,6 +118,10 @@ def build_model_asset(
     rule allows). ``defaults`` are hyper-parameters under the tuned and configured ones. With
     ``member_tunings`` (the blend, the ranker), the members of those families take their studies'
     best parameters (``COMPOSITE_MEMBERS``)."""
+    if member_tunings and family not in COMPOSITE_MEMBERS:
+        raise ValueError(
+            f"{family}: member_tunings apply to composite families only ({sorted(COMPOSITE_MEMBERS)})"
+        )
     tuning_in = {"tuning": AssetIn(f"{family}_tuning")} if tuned else {}
     tuning_in |= {f"{m}_tuning": AssetIn(f"{m}_tuning") for m in member_tunings}
     features_in = {"user_features": AssetIn(), "item_features": AssetIn()} if feature_store else {}
@@ -391,24 +414,6 @@ def champion_passed_gates(champion_model: ChampionModel) -> AssetCheckResult:
 HYBRID_FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {"item": ("categories",)}
 FEATURE_STORE_FAMILIES: tuple[str, ...] = ("lightfm_hybrid",) if "lightfm" in MODEL_FAMILIES else ()
 GATED_FAMILIES: tuple[str, ...] = (*MODEL_FAMILIES, *FEATURE_STORE_FAMILIES)
-
-# composite families: the hyper-parameter that lists their members, and its default; each member
-# takes the tuned parameters of its family's study in this run
-COMPOSITE_MEMBERS: dict[str, tuple[str, Sequence[Mapping[str, Any]]]] = {
-    "blend": ("members", DEFAULT_MEMBERS),
-    "ranker": ("generators", DEFAULT_GENERATORS),
-}
-
-
-def tuned_member_families(family: str) -> tuple[str, ...]:
-    """The tuned families among ``family``'s default members that this pipeline builds."""
-    if family not in COMPOSITE_MEMBERS:
-        return ()
-    return tuple(
-        m["name"]
-        for m in COMPOSITE_MEMBERS[family][1]
-        if m["name"] in TUNED_FAMILIES and m["name"] in MODEL_FAMILIES
-    )
 
 
 # spark_als fits on the cluster $RECS_SPARK_MASTER names (not a secret: shown as is)

@@ -38,6 +38,9 @@ def local_store(root: Path = LOCAL_MLFLOW_DIR) -> tuple[str, str]:
     return local_mlflow_uri(root), (root / "artifacts").as_uri()
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
 class MlflowTracker(ConfigurableResource):
     """MLflow runs, metrics, artifacts and the model registry (versions and aliases).
 
@@ -59,17 +62,13 @@ class MlflowTracker(ConfigurableResource):
 
         Precedence: ``tracking_uri`` field, ``local_root`` field, ``$MLFLOW_TRACKING_URI``, the
         repo's ``.mlflow/``. (``mlflow.set_tracking_uri`` writes the environment variable, so an
-        explicit ``local_root`` must win over it, and the embedded store's own URI there still
-        means the embedded store.)
+        explicit ``local_root`` must win over it.)
         """
         if self.tracking_uri:
             return None
         if self.local_root:
             return Path(self.local_root)
-        env = os.environ.get("MLFLOW_TRACKING_URI", "")
-        # the embedded store's own URI in the environment (our start_run wrote it) is no server:
-        # its experiment still gets the artifact folder under .mlflow/, not MLflow's ./mlruns
-        if env and env != local_mlflow_uri(LOCAL_MLFLOW_DIR):
+        if os.environ.get("MLFLOW_TRACKING_URI"):
             return None
         return LOCAL_MLFLOW_DIR
 
@@ -80,8 +79,16 @@ class MlflowTracker(ConfigurableResource):
         return local_store(root)[0]
 
     def _artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts: ``artifacts/`` beside an SQLite store's
+        file, whichever way its URI was given (field, environment, the embedded default; MLflow
+        would take ``./mlruns`` under the working directory); None for a server, which decides."""
         root = self._local_root()
-        return None if root is None else local_store(root)[1]  # a server decides its own
+        if root is not None:
+            return local_store(root)[1]
+        uri = self.resolved_uri()
+        if uri.startswith(SQLITE_PREFIX):
+            return (Path(uri[len(SQLITE_PREFIX) :]).resolve().parent / "artifacts").as_uri()
+        return None
 
     def client(self) -> MlflowClient:
         uri = self.resolved_uri()

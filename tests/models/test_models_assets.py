@@ -197,6 +197,23 @@ def test_ranker_takes_tuned_generators_and_logs_its_feature_importance(
     assert logged == pytest.approx(importance)
 
 
+def test_pipeline_composites_read_their_members_studies() -> None:
+    """The definitions' blend and ranker take the studies of their tuned members as inputs."""
+    from dagster import AssetKey
+
+    from recs_assets.models.family_models import MODEL_ASSETS, tuned_member_families
+
+    assert tuned_member_families("ranker") == ("ease", "als", "rp3beta")
+    assert tuned_member_families("blend") == ("ease", "rp3beta", "lightfm")
+    assert tuned_member_families("ease") == ()
+    by_key = {a.key: a for a in MODEL_ASSETS}
+    for family in ("ranker", "blend"):
+        deps = set(by_key[AssetKey(f"{family}_model")].dependency_keys)
+        assert {AssetKey(f"{m}_tuning") for m in tuned_member_families(family)} <= deps
+    with pytest.raises(ValueError, match="composite families only"):
+        build_model_asset("ease", member_tunings=("rp3beta",))
+
+
 def test_a_family_below_its_gates_is_a_warning_that_says_it_is_not_eligible(
     tmp_path: Path, upstream: dict[str, AssetsDefinition]
 ) -> None:

@@ -43,22 +43,28 @@ def test_local_store_tracks_registers_and_aliases(tmp_path: Path) -> None:
     _exercise(tracker, tmp_path)
 
 
-def test_the_default_store_keeps_artifacts_under_its_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("given", ["default", "field", "environment"])
+def test_an_sqlite_store_keeps_artifacts_beside_it(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No URI configured: the embedded store, whose artifacts stay in its folder (``.mlflow/``
-    in the checkout), even after ``start_run`` put its URI in ``$MLFLOW_TRACKING_URI``."""
+    """The embedded default, or an SQLite store named by the field or the environment: a new
+    experiment's artifacts go to ``artifacts/`` beside the store's file (``.mlflow/`` in the
+    checkout), not to MLflow's ``./mlruns``, also after ``start_run`` put the URI in
+    ``$MLFLOW_TRACKING_URI``."""
     from recs_assets.models import mlflow_tracker
 
     root = tmp_path / "store"
+    root.mkdir()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
     monkeypatch.setattr(mlflow_tracker, "LOCAL_MLFLOW_DIR", root)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # restored (or removed again) afterwards
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored (or removed) afterwards
+    if given != "environment":
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
-    tracker = MlflowTracker()
+    tracker = MlflowTracker(tracking_uri=uri if given == "field" else "")
     with tracker.start_run("first") as run:
         mlflow.log_dict({"a": 1}, "a.json")
-    assert os.environ["MLFLOW_TRACKING_URI"] == tracker.resolved_uri()  # MLflow wrote it
+    assert os.environ["MLFLOW_TRACKING_URI"] == tracker.resolved_uri() == uri
     with tracker.start_run("second") as second:
         mlflow.log_dict({"b": 2}, "b.json")
     for r in (run, second):

@@ -15,6 +15,8 @@ LambdaRank model orders the candidates by features of the pair:
 The ranker is trained on candidates shaped like those it will rank: ``holdout_fraction`` of each
 user's training interactions is held out, the generators are fitted on the rest, their candidates
 are labelled by the held-out items, and only then are the generators refitted on all of train.
+With ``n_folds`` > 1 every training interaction is held out once, fold by fold (out-of-fold
+candidates from ``n_folds`` fits of each generator).
 The test split is never seen. State is npz arrays only (the booster as its text model in bytes).
 """
 
@@ -183,7 +185,7 @@ class RankerRecommender(Recommender):
             (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
         window_days: how far the user's active period is widened for the item-in-window counts.
         n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM's.
-        seed: holdout and LightGBM seed.
+        seed: holdout (or folds) and LightGBM seed.
         num_threads: LightGBM threads (0: its default).
     """
 
@@ -341,7 +343,8 @@ class RankerRecommender(Recommender):
         ys: list[np.ndarray] = []
         groups: list[int] = []
         for kept, held in self._folds(train.matrix):
-            self._training_groups(train, side, kept, held, xs, ys, groups)
+            if held.nnz:  # a fold of users with too few interactions may hold nothing out
+                self._training_groups(train, side, kept, held, xs, ys, groups)
         if not xs:
             raise RecommenderError(
                 f"{self.name}: no held-out interaction is among the generators' candidates; "
