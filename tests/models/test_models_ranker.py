@@ -12,8 +12,9 @@ import scipy.sparse as sp
 
 from recs_assets.core.evaluation.protocols import stratified_split
 from recs_assets.core.evaluation.runner import SideTables, build_side_info, interaction_days
+from recs_assets.core.models._helpers import fold_splits
 from recs_assets.core.models.base import RecommenderError
-from recs_assets.core.models.ranker import RankerRecommender, fold_splits
+from recs_assets.core.models.ranker import RankerRecommender
 from recs_assets.core.phase1.synthetic import generate_synthetic
 
 SMALL = {

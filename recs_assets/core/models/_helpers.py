@@ -62,12 +62,31 @@ def holdout_split(
         n_out = min(int(round(fraction * (hi - lo))), max(hi - lo - 1, 0))
         if n_out:
             held[lo + rng.choice(hi - lo, size=n_out, replace=False)] = True
+    return _masked(m, ~held), _masked(m, held)
+
+
+def _masked(m: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
+    """The entries of ``m`` (in storage order) where ``mask`` is true, same shape."""
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
 
-    def part(mask: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
 
-    return part(~held), part(held)
+def fold_splits(
+    matrix: sp.csr_matrix, n_folds: int, seed: int
+) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """Per user, deal the interactions at random into ``n_folds`` folds; for each fold, the
+    (kept, held-out) pair. A user's only interaction is never held out."""
+    rng = np.random.default_rng(seed)
+    m = sp.csr_matrix(matrix)
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((rng.random(m.nnz), rows))  # a random order inside each user
+    position = np.arange(m.nnz) - m.indptr[rows[order]]
+    fold = np.empty(m.nnz, dtype=np.int64)
+    fold[order] = position % n_folds
+    fold[counts[rows] < 2] = -1  # a single interaction is never held out
+    # a fold holds ceil(n / n_folds) <= n - 1 of a user's n >= 2 interactions: something is kept
+    return [(_masked(m, fold != f), _masked(m, fold == f)) for f in range(n_folds)]
 
 
 def member_specs(

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from recs_assets.core.models._helpers import (
     csr_from_state,
     csr_state,
+    fold_splits,
     holdout_split,
     load_nested,
     member_specs,
@@ -101,28 +102,6 @@ def _median_days(m: sp.csr_matrix) -> np.ndarray:
         if len(d):
             out[r] = np.median(d)
     return out
-
-
-def fold_splits(
-    matrix: sp.csr_matrix, n_folds: int, seed: int
-) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
-    """Per user, deal the interactions at random into ``n_folds`` folds; for each fold, the
-    (kept, held-out) pair. A user's only interaction is never held out."""
-    rng = np.random.default_rng(seed)
-    m = sp.csr_matrix(matrix)
-    counts = np.diff(m.indptr)
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((rng.random(m.nnz), rows))  # a random order inside each user
-    position = np.arange(m.nnz) - m.indptr[rows[order]]
-    fold = np.empty(m.nnz, dtype=np.int64)
-    fold[order] = position % n_folds
-    fold[counts[rows] < 2] = -1  # a single interaction is never held out
-
-    def part(mask: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape)
-
-    # a fold holds ceil(n / n_folds) <= n - 1 of a user's n >= 2 interactions: something is kept
-    return [(part(fold != f), part(fold == f)) for f in range(n_folds)]
 
 
 def build_context(
