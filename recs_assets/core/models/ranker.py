@@ -223,10 +223,12 @@ class RankerRecommender(Recommender):
 
     def _candidates(
         self, models: Sequence[Recommender], seen: sp.csr_matrix, users: np.ndarray
-    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        """(candidates (len(users), n), per-generator raw scores, blend) for ``users``."""
+    ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """(candidates (len(users), n), per-generator raw scores, their per-user z-scores,
+        blend) for ``users``."""
         raw = [np.asarray(m.score(users), dtype=np.float64) for m in models]
-        blend = sum(_zscore(r) for r in raw)
+        zs = [_zscore(r) for r in raw]
+        blend = sum(zs)
         assert isinstance(blend, np.ndarray)
         ex = seen[users]
         rows = np.repeat(np.arange(len(users)), np.diff(ex.indptr))
@@ -234,15 +236,19 @@ class RankerRecommender(Recommender):
         masked[rows, ex.indices] = -np.inf
         n = min(self.n_candidates, blend.shape[1])
         part = np.argpartition(-masked, n - 1, axis=1)[:, :n]
-        return part, raw, blend
+        return part, raw, zs, blend
 
     def _features(
-        self, users: np.ndarray, cand: np.ndarray, raw: list[np.ndarray], ctx: Context
+        self,
+        users: np.ndarray,
+        cand: np.ndarray,
+        raw: list[np.ndarray],
+        zs: list[np.ndarray],
+        ctx: Context,
     ) -> np.ndarray:
         n_users, n = cand.shape
         cols: list[np.ndarray] = []
-        for r in raw:
-            z = _zscore(r)
+        for r, z in zip(raw, zs, strict=True):
             s = np.take_along_axis(r, cand, axis=1)
             cols += [s, np.take_along_axis(z, cand, axis=1)]
             cols.append(np.argsort(np.argsort(-s, axis=1), axis=1).astype(np.float64))
@@ -303,13 +309,15 @@ class RankerRecommender(Recommender):
         kept_csr = sp.csr_matrix(kept)
         for start in range(0, len(users), BLOCK):
             block = users[start : start + BLOCK]
-            cand, raw, _ = self._candidates(models, kept_csr, block)
+            cand, raw, zs, _ = self._candidates(models, kept_csr, block)
             truth = np.asarray(held[block].todense())
             labels = np.take_along_axis(truth, cand, axis=1) > 0
             has = labels.any(axis=1)
             if not has.any():
                 continue
-            feats = self._features(block[has], cand[has], [r[has] for r in raw], ctx)
+            feats = self._features(
+                block[has], cand[has], [r[has] for r in raw], [z[has] for z in zs], ctx
+            )
             xs.append(feats)
             ys.append(labels[has].reshape(-1).astype(np.int32))
             groups += [cand.shape[1]] * int(has.sum())
@@ -363,8 +371,8 @@ class RankerRecommender(Recommender):
         out = np.empty((len(users), self.n_items_))
         for start in range(0, len(users), BLOCK):
             block = users[start : start + BLOCK]
-            cand, raw, blend = self._candidates(self.models_, self.train_, block)
-            feats = self._features(block, cand, raw, self.context_)
+            cand, raw, zs, blend = self._candidates(self.models_, self.train_, block)
+            feats = self._features(block, cand, raw, zs, self.context_)
             pred = self.booster_.predict(feats).reshape(cand.shape)
             # trees predict in steps: candidates in one step keep the generators' order
             pred = pred + TIE_BREAK * np.take_along_axis(blend, cand, axis=1)
