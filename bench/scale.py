@@ -2,9 +2,11 @@
 
 Usage: .venv/bin/python bench/scale.py --preset 1m [--preset 10m ...]
            [--select 'group:raw or group:features or group:datasets'] [--timeout 5400]
+           [--workdir DIR]
 
-For each synthetic preset: a fresh DAGSTER_HOME and data dir in a temporary folder, then
-``dagster asset materialize -m recs_assets.definitions --select SELECT`` with
+For each synthetic preset: a fresh DAGSTER_HOME and data dir in a temporary folder (or kept in
+``--workdir``), then ``dagster asset materialize -m recs_assets.definitions --select SELECT
+--partition-range <the source's days>`` with
 ``RECS_SOURCE=synthetic:<preset>`` and default settings otherwise. While it runs, the resident
 memory of its process tree is sampled every 0.5 s: the peak of the Python driver and of the Spark
 JVM are reported apart. Afterwards the wall time of every step is read from the instance's event
@@ -76,7 +78,8 @@ class TreeSampler(threading.Thread):
             self.stop.wait(0.5)
 
 
-def step_times(home: Path) -> list[dict[str, object]]:
+def step_times(home: Path, since: float = 0.0) -> list[dict[str, object]]:
+    """Each step's wall time and status from the instance's event log (events after ``since``)."""
     from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
     rows: dict[str, dict[str, object]] = {}
@@ -88,6 +91,8 @@ def step_times(home: Path) -> list[dict[str, object]]:
         ):
             for record in instance.get_event_records(EventRecordsFilter(event_type=kind)):
                 entry = record.event_log_entry
+                if entry.timestamp < since:
+                    continue
                 step = entry.step_key or "?"
                 row = rows.setdefault(step, {"step": step})
                 if kind == DagsterEventType.STEP_START:
@@ -108,8 +113,12 @@ def step_times(home: Path) -> list[dict[str, object]]:
     return out
 
 
-def run_preset(preset: str, select: str, timeout: float) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix=f"recs-scale-{preset}-") as tmp:
+def run_preset(
+    preset: str, select: str, timeout: float, workdir: Path | None = None
+) -> dict[str, object]:
+    keep = contextlib.nullcontext(str(workdir)) if workdir else None
+    with keep or tempfile.TemporaryDirectory(prefix=f"recs-scale-{preset}-") as tmp:
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         home, data = Path(tmp) / "dagster_home", Path(tmp) / "data"
         env = {
             **os.environ,
@@ -121,8 +130,16 @@ def run_preset(preset: str, select: str, timeout: float) -> dict[str, object]:
         }
         bin_dir = Path(sys.executable).parent
         subprocess.run([str(bin_dir / "recs"), "dagster-home"], env=env, check=True)
+        days = subprocess.run(
+            [str(bin_dir / "recs"), "partition-range"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         cmd = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
-        started = time.monotonic()
+        cmd += ["--partition-range", days]
+        started, since = time.monotonic(), time.time()
         with open(Path(tmp) / "run.log", "w") as log:
             proc = subprocess.Popen(
                 [*cmd, "--select", select], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -148,7 +165,7 @@ def run_preset(preset: str, select: str, timeout: float) -> dict[str, object]:
             "wall_seconds": round(wall, 1),
             "peak_rss_driver_gib": round(sampler.peaks["python"] / 2**30, 2),
             "peak_rss_jvm_gib": round(sampler.peaks["jvm"] / 2**30, 2),
-            "steps": step_times(home),
+            "steps": step_times(home, since),
             "log_tail": tail if code != 0 else "",
         }
 
@@ -158,11 +175,19 @@ def main() -> None:
     parser.add_argument("--preset", action="append", required=True, help="synthetic preset(s)")
     parser.add_argument("--select", default=DEFAULT_SELECT, help="Dagster asset selection")
     parser.add_argument("--timeout", type=float, default=5400, help="seconds per preset")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the instance and data here (one preset); a second run with another --select "
+        "reuses what the first materialized",
+    )
     args = parser.parse_args()
+    if args.workdir and len(args.preset) > 1:
+        parser.error("--workdir takes one --preset")
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     for preset in args.preset:
-        result = run_preset(preset, args.select, args.timeout)
+        result = run_preset(preset, args.select, args.timeout, args.workdir)
         (out_dir / f"scale_{preset}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(
             f"\n{preset}: exit {result['exit']}, {result['wall_seconds']} s, peak RSS driver "

@@ -4,12 +4,11 @@ Splits come from ``recs_assets.core.evaluation.protocols``; features are joined 
 ``user_features`` / ``item_features`` snapshots, after their blocking contract checks passed.
 """
 
-from pathlib import Path
-
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from recs_assets.core.datasets.dataset import TrainingDataset, featurize, read_features, write_rows
+from recs_assets.core.datasets.dataset import TrainingDataset
+from recs_assets.core.datasets.featurize_duckdb import featurize_to_parquet
 from recs_assets.core.evaluation.protocols import (
     ImplicitFeedback,
     Split,
@@ -30,20 +29,23 @@ def _dataset(
     user_features: FeatureTable,
     item_features: FeatureTable,
 ) -> Output[TrainingDataset]:
-    users, items = read_features(user_features.path), read_features(item_features.path)
     root = data_dir.dataset_path(name)
-    train = featurize(split.train_frame, users, items)
-    test = featurize(split.test_frame, users, items)
+    # DuckDB joins the feature Parquet out of core: the joined rows never sit in the driver.
+    train = featurize_to_parquet(
+        split.train_frame, user_features.path, item_features.path, root / "train.parquet"
+    )
+    test = featurize_to_parquet(
+        split.test_frame, user_features.path, item_features.path, root / "test.parquet"
+    )
     dataset = TrainingDataset(
         name=name,
         split=split,
         input_positives=input_positives,
-        train_path=str(root / "train.parquet"),
-        test_path=str(root / "test.parquet"),
-        train_rows=write_rows(train, Path(root / "train.parquet")),
-        test_rows=write_rows(test, Path(root / "test.parquet")),
+        train_path=train.path,
+        test_path=test.path,
+        train_rows=train.rows,
+        test_rows=test.rows,
     )
-    covered = float(train["user__feature_timestamp"].notna().mean()) if len(train) else 0.0
     return Output(
         dataset,
         metadata={
@@ -53,9 +55,9 @@ def _dataset(
             "users": MetadataValue.int(len(split.user_ids)),
             "items": MetadataValue.int(len(split.item_ids)),
             "cold_users": MetadataValue.int(len(split.cold_users)),
-            "train_rows_with_user_features": MetadataValue.float(covered),
+            "train_rows_with_user_features": MetadataValue.float(train.with_user_features),
             "path": MetadataValue.path(str(root)),
-            "preview": MetadataValue.md(train.head(5).to_markdown(index=False)),
+            "preview": MetadataValue.md(train.preview.to_markdown(index=False)),
         },
     )
 

@@ -26,13 +26,14 @@ def context_features(
     raw_interactions: RawTable,
 ) -> Output[FeatureTable]:
     """Per-event hour, weekday, device, platform and position-in-session features."""
-    session = spark.get_session()
-    events = as_spark(session, raw_interactions, "interactions")
-    table = write_feature_table(
-        context_features_transform(events, session_gap_minutes=config.session_gap_minutes),
-        "context_features",
-        data_dir.feature_path("context_features"),
-    )
-    preview = session.read.parquet(table.path).limit(5).toPandas()
-    context.log.info(f"context_features: {table.row_count} rows")
+    with spark.failing_with_cause("context_features"):
+        session = spark.get_session()
+        events = as_spark(session, raw_interactions, "interactions")
+        table = write_feature_table(
+            context_features_transform(events, session_gap_minutes=config.session_gap_minutes),
+            "context_features",
+            data_dir.feature_path("context_features"),
+        )
+        preview = session.read.parquet(table.path).limit(5).toPandas()
+        context.log.info(f"context_features: {table.row_count} rows")
     return Output(table, metadata=feature_metadata(table, CONTEXT_CATALOG, preview))

@@ -26,20 +26,23 @@ def item_features(
     raw_items: RawTable,
 ) -> Output[FeatureTable]:
     """Per-item popularity, trend, rating quality, catalog and freshness features per snapshot."""
-    session = spark.get_session()
-    events = as_spark(session, raw_interactions, "interactions").cache()
-    items = as_spark(session, raw_items, "items").cache()
-    oldest, newest = time_range(events)
-    snapshots = snapshot_times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
-    frames = [item_features_transform(events, items, as_of=t) for t in snapshots]
-    table = write_feature_table(
-        reduce(lambda a, b: a.unionByName(b), frames),
-        "item_features",
-        data_dir.feature_path("item_features"),
-        snapshots,
-    )
-    events.unpersist()
-    items.unpersist()
-    preview = session.read.parquet(table.path).limit(5).toPandas()
-    context.log.info(f"item_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
+    with spark.failing_with_cause("item_features"):
+        session = spark.get_session()
+        events = as_spark(session, raw_interactions, "interactions").cache()
+        items = as_spark(session, raw_items, "items").cache()
+        oldest, newest = time_range(events)
+        snapshots = snapshot_times(
+            oldest, newest, config.snapshot_interval_days, config.max_snapshots
+        )
+        frames = [item_features_transform(events, items, as_of=t) for t in snapshots]
+        table = write_feature_table(
+            reduce(lambda a, b: a.unionByName(b), frames),
+            "item_features",
+            data_dir.feature_path("item_features"),
+            snapshots,
+        )
+        events.unpersist()
+        items.unpersist()
+        preview = session.read.parquet(table.path).limit(5).toPandas()
+        context.log.info(f"item_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
     return Output(table, metadata=feature_metadata(table, ITEM_CATALOG, preview))

@@ -34,32 +34,35 @@ def user_features(
     raw_items: RawTable,
 ) -> Output[FeatureTable]:
     """Per-user activity, rating, category, session and timing features at each snapshot time."""
-    session = spark.get_session()
-    events = as_spark(session, raw_interactions, "interactions").cache()
-    users = as_spark(session, raw_users, "users")
-    items = as_spark(session, raw_items, "items").cache()
-    categories = [r.category for r in top_categories(items, config.max_categories).collect()]
-    oldest, newest = time_range(events)
-    snapshots = snapshot_times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
-    frames = [
-        user_features_transform(
-            events,
-            users,
-            items,
-            as_of=t,
-            categories=categories,
-            session_gap_minutes=config.session_gap_minutes,
+    with spark.failing_with_cause("user_features"):
+        session = spark.get_session()
+        events = as_spark(session, raw_interactions, "interactions").cache()
+        users = as_spark(session, raw_users, "users")
+        items = as_spark(session, raw_items, "items").cache()
+        categories = [r.category for r in top_categories(items, config.max_categories).collect()]
+        oldest, newest = time_range(events)
+        snapshots = snapshot_times(
+            oldest, newest, config.snapshot_interval_days, config.max_snapshots
         )
-        for t in snapshots
-    ]
-    table = write_feature_table(
-        reduce(lambda a, b: a.unionByName(b), frames),
-        "user_features",
-        data_dir.feature_path("user_features"),
-        snapshots,
-    )
-    events.unpersist()
-    items.unpersist()
-    preview = session.read.parquet(table.path).limit(5).toPandas()
-    context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
+        frames = [
+            user_features_transform(
+                events,
+                users,
+                items,
+                as_of=t,
+                categories=categories,
+                session_gap_minutes=config.session_gap_minutes,
+            )
+            for t in snapshots
+        ]
+        table = write_feature_table(
+            reduce(lambda a, b: a.unionByName(b), frames),
+            "user_features",
+            data_dir.feature_path("user_features"),
+            snapshots,
+        )
+        events.unpersist()
+        items.unpersist()
+        preview = session.read.parquet(table.path).limit(5).toPandas()
+        context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
     return Output(table, metadata=feature_metadata(table, USER_CATALOG, preview))

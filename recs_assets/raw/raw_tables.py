@@ -171,15 +171,16 @@ def daily_interactions(
     events = phase1.load().interactions
     engine = "spark" if use_spark(config, spark.resolved_master(), len(events)) else "pandas"
     context.log.info(f"validating {len(days)} day(s) with {engine}")
-    result = validate_days(
-        events,
-        raw_users,
-        raw_items,
-        days,
-        now,
-        phase1.contract(),
-        spark=spark.get_session() if engine == "spark" else None,
-    )
+    with spark.failing_with_cause("raw_interactions"):
+        result = validate_days(
+            events,
+            raw_users,
+            raw_items,
+            days,
+            now,
+            phase1.contract(),
+            spark=spark.get_session() if engine == "spark" else None,
+        )
     valid = PartitionedFrame(result.valid)
     quarantine = pd.concat(list(result.quarantine.values()), ignore_index=True)
     share = result.rejected_rows / result.rows_in if result.rows_in else 0.0

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow.dataset as ds
 
-from recs_assets.core.datasets.point_in_time import point_in_time_join
 from recs_assets.core.evaluation.protocols import Split
-
-USER_PREFIX = "user__"
-ITEM_PREFIX = "item__"
 
 
 @dataclass(frozen=True)
@@ -35,34 +28,6 @@ class TrainingDataset:
     test_path: str
     train_rows: int
     test_rows: int
-
-
-def read_features(path: str) -> pd.DataFrame:
-    """A feature Parquet folder (Spark output) as pandas."""
-    return ds.dataset(path, format="parquet").to_table().to_pandas()
-
-
-def featurize(rows: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Rows with user and item features joined point-in-time (see ``point_in_time_join``)."""
-    base = rows[
-        [
-            c
-            for c in ("user_id", "item_id", "timestamp", "event_type", "rating", "weight")
-            if c in rows
-        ]
-    ]
-    with_users = point_in_time_join(base, users, key="user_id", prefix=USER_PREFIX)
-    return point_in_time_join(with_users, items, key="item_id", prefix=ITEM_PREFIX)
-
-
-def write_rows(df: pd.DataFrame, path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = df.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].astype("datetime64[us, UTC]")
-    out.to_parquet(path, index=False)
-    return len(out)
 
 
 def ids_outside_maps(split: Split) -> int:

@@ -172,8 +172,9 @@ def time_keys(interactions: pd.DataFrame) -> np.ndarray:
 def _id_maps(
     interactions: pd.DataFrame, user_ids: Sequence[str] | None, item_ids: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    users = list(interactions["user_id"].astype(str)) + [str(u) for u in (user_ids or [])]
-    items = list(interactions["item_id"].astype(str)) + [str(i) for i in (item_ids or [])]
+    # distinct values first: a 10-million-row frame holds far fewer ids than rows
+    users = [str(u) for u in pd.unique(interactions["user_id"])] + [str(u) for u in user_ids or []]
+    items = [str(i) for i in pd.unique(interactions["item_id"])] + [str(i) for i in item_ids or []]
     return _id_order(users), _id_order(items)
 
 
