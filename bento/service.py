@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 import bentoml
 from bentoml._internal.context import server_context
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from recs_assets.core.forget import forget_user, targets_from_env
 from recs_assets.core.serving.abtest import ExperimentRouter, load_experiment, load_variant_models
@@ -58,7 +59,12 @@ from recs_assets.core.serving.schemas import (
     SimilarItems,
     WholeNumber,
 )
-from recs_assets.core.serving.settings import ServingSettings, bento_model_tag, serving_workers
+from recs_assets.core.serving.settings import (
+    ServingSettings,
+    bento_model_tag,
+    native_threads,
+    serving_workers,
+)
 from recs_assets.core.serving.telemetry import (
     bounded_route_metrics,
     default_metrics,
@@ -115,6 +121,7 @@ THREADS = int(os.environ.get("RECS_THREADS", "4"))
 SWITCH_INTERVAL_S = float(os.environ.get("RECS_SWITCH_INTERVAL_S", "0.001"))
 try:
     WORKERS = serving_workers()  # RECS_WORKERS; one per core in production, one locally
+    BLAS_THREADS = native_threads(WORKERS)  # RECS_NATIVE_THREADS; the cores shared by workers
 except ValueError as exc:  # one line, like the other configuration errors below
     raise SystemExit(str(exc)) from None
 
@@ -154,6 +161,8 @@ class RecsService:
         # a long batch holds the GIL at most 1 ms at a time (default 5 ms), so the requests beside
         # it get their turns: /recommend p99 beside maximal batches (bench/faults.py)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # workers scoring at once share the cores instead of each spawning a BLAS thread per core
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         cache = make_cache(
             s.redis_url, s.cache_ttl_s, s.cache_size, s.redis_timeout_s, s.redis_backoff_s
         )

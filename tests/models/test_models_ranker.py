@@ -66,6 +66,10 @@ def test_ranker_uses_time_features_and_round_trips(split_and_side, tmp_path: Pat
     assert not seen.any()
     loaded = RankerRecommender.load(model.save(tmp_path / "ranker"))
     np.testing.assert_array_equal(loaded.score(users), scores)
+    # one request's candidates are predicted on one thread: the scores of a block (up to the
+    # rounding of the generators' matrix products for one row vs many)
+    assert loaded._predict_threads(30) == 1
+    np.testing.assert_allclose(loaded.score(users[:1]), scores[:1], rtol=1e-9, atol=1e-6)
 
 
 def test_folds_hold_every_interaction_out_once_and_keep_lone_ones() -> None:

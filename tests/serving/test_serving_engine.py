@@ -26,7 +26,7 @@ from recs_assets.core.serving.batch_scoring import (
 from recs_assets.core.serving.cache import LRUCache
 from recs_assets.core.serving.engine import InputError, RecommendationEngine, UnknownItemError
 from recs_assets.core.serving.export import export_model, load_serving_model
-from recs_assets.core.serving.settings import ServingSettings, serving_workers
+from recs_assets.core.serving.settings import ServingSettings, native_threads, serving_workers
 from recs_assets.core.serving.telemetry import ServingMetrics
 
 
@@ -110,6 +110,16 @@ def test_serving_workers_from_the_environment() -> None:
     for bad in ("0", "-1", "two"):
         with pytest.raises(ValueError, match="RECS_WORKERS must be a positive integer"):
             serving_workers({"RECS_WORKERS": bad})
+
+
+def test_native_threads_share_the_cores_among_workers() -> None:
+    assert native_threads(1, {}, cores=2) == 2
+    assert native_threads(2, {}, cores=2) == 1
+    assert native_threads(3, {}, cores=2) == 1  # never zero
+    assert native_threads(2, {"RECS_NATIVE_THREADS": "4"}, cores=2) == 4
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="RECS_NATIVE_THREADS must be a positive integer"):
+            native_threads(1, {"RECS_NATIVE_THREADS": bad})
 
 
 def test_bad_input_is_rejected_with_specifics(tmp_path: Path) -> None:

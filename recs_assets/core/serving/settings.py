@@ -207,6 +207,24 @@ def serving_workers(env: Mapping[str, str] | None = None, cores: int | None = No
     return 1
 
 
+NATIVE_THREADS_ENV = "RECS_NATIVE_THREADS"
+
+
+def native_threads(
+    workers: int, env: Mapping[str, str] | None = None, cores: int | None = None
+) -> int:
+    """BLAS threads per serving worker: ``RECS_NATIVE_THREADS`` when set, else the cores shared
+    out among the workers (at least one), so that workers scoring at once do not oversubscribe
+    the cores. Raises ``ValueError`` for a value that is not a positive integer."""
+    env = os.environ if env is None else env
+    raw = env.get(NATIVE_THREADS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{NATIVE_THREADS_ENV} must be a positive integer, got {raw!r}")
+        return int(raw)
+    return max(1, (cores if cores is not None else (os.cpu_count() or 1)) // max(1, workers))
+
+
 def bento_model_tag(
     service_file: str | os.PathLike[str], env: Mapping[str, str] | None = None
 ) -> str:
