@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow.dataset as ds
-from dagster import Config, MetadataValue, TableColumn, TableRecord, TableSchema
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
 from pydantic import Field
+from pyspark.sql import DataFrame as SparkDataFrame
 
 from recs_assets.core.features.feature_spec import FeatureSpec
+from recs_assets.core.features.incremental import (
+    BuildInputs,
+    day_fingerprints,
+    file_fingerprint,
+    local_path,
+    read_manifest,
+    reusable_snapshots,
+    settings_fingerprint,
+)
+from recs_assets.core.features.snapshots import calendar_snapshot_times, snapshot_times
 from recs_assets.core.features.tables import FeatureTable
 
 
@@ -18,8 +38,12 @@ class FeatureJobConfig(Config):
     """How the snapshot feature tables are computed.
 
     Attributes:
-        snapshot_interval_days: days between two ``as_of`` snapshots, counted back from the
-            newest event.
+        snapshot_interval_days: days between two ``as_of`` snapshots.
+        snapshot_anchor: ``calendar`` (default): the newest event, then UTC midnights at
+            multiples of the interval since 1970-01-01, which stay put as events arrive, so a
+            build keeps the earlier snapshots whose inputs did not change
+            (``core.features.incremental``); ``newest``: counted back from the newest event
+            (every snapshot moves, and is recomputed, when events arrive).
         max_snapshots: how many snapshots to write (1 = only the newest); older examples in
             training datasets join the newest snapshot before them.
         max_categories: width of the ``cat_share_<category>`` vector (most common categories).
@@ -27,6 +51,7 @@ class FeatureJobConfig(Config):
     """
 
     snapshot_interval_days: int = Field(default=30, ge=1)
+    snapshot_anchor: Literal["calendar", "newest"] = "calendar"
     max_snapshots: int = Field(default=8, ge=1)
     max_categories: int = Field(default=32, ge=1)
     session_gap_minutes: int = Field(default=30, ge=1)
@@ -77,3 +102,50 @@ def feature_metadata(
         "feature_catalog": MetadataValue.table(records=records, schema=schema),
         "preview": MetadataValue.md(preview.head(5).to_markdown(index=False)),
     }
+
+
+def planned_snapshots(
+    config: FeatureJobConfig, oldest: datetime, newest: datetime
+) -> tuple[datetime, ...]:
+    """The snapshot times of a build under ``config``."""
+    times = calendar_snapshot_times if config.snapshot_anchor == "calendar" else snapshot_times
+    return times(oldest, newest, config.snapshot_interval_days, config.max_snapshots)
+
+
+def files_fingerprint(table: Any) -> str:
+    """Content fingerprint of a table read by Spark from storage ("" for an in-memory frame)."""
+    if not isinstance(table, SparkDataFrame):
+        return ""
+    return file_fingerprint([local_path(f) for f in table.inputFiles()])
+
+
+def build_inputs(
+    context: AssetExecutionContext,
+    config: FeatureJobConfig,
+    events: Any,
+    tables: dict[str, Any],
+    **settings: object,
+) -> BuildInputs:
+    """What this build reads: the event days, the other tables, the settings and code version."""
+    days = day_fingerprints(events.inputFiles()) if isinstance(events, SparkDataFrame) else {}
+    code = context.assets_def.code_versions_by_key.get(context.asset_key)
+    return BuildInputs(
+        days=days,
+        tables={name: files_fingerprint(t) for name, t in tables.items()},
+        settings=settings_fingerprint(config=config.model_dump(), code=code, **settings),
+    )
+
+
+def reuse_plan(
+    context: AssetExecutionContext,
+    path: Path,
+    inputs: BuildInputs,
+    snapshots: tuple[datetime, ...],
+) -> list[datetime]:
+    """The snapshots this build keeps from the previous one at ``path`` (logged)."""
+    kept = reusable_snapshots(read_manifest(path), inputs, snapshots)
+    context.log.info(
+        f"{context.asset_key.to_user_string()}: {len(snapshots) - len(kept)} snapshot(s) to "
+        f"compute, {len(kept)} kept from the previous build"
+    )
+    return kept

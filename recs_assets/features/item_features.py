@@ -1,15 +1,18 @@
 """Asset ``item_features``: per-item feature snapshots written as Parquet by Spark."""
 
-from functools import reduce
-
 from dagster import AssetExecutionContext, Output, asset
 
-from recs_assets.core.features.snapshots import snapshot_times
 from recs_assets.core.features.spark_frames import as_spark, time_range
-from recs_assets.core.features.tables import FeatureTable, write_feature_table
+from recs_assets.core.features.tables import FeatureTable, write_snapshot_table
 from recs_assets.core.features.transforms.item import ITEM_CATALOG
 from recs_assets.core.features.transforms.item import item_features as item_features_transform
-from recs_assets.features.feature_job import FeatureJobConfig, feature_metadata
+from recs_assets.features.feature_job import (
+    FeatureJobConfig,
+    build_inputs,
+    feature_metadata,
+    planned_snapshots,
+    reuse_plan,
+)
 from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.platform.spark_resource import SparkResource
 from recs_assets.platform.table_io_manager import RawTable, spark_table_in
@@ -31,18 +34,25 @@ def item_features(
         events = as_spark(session, raw_interactions, "interactions").cache()
         items = as_spark(session, raw_items, "items").cache()
         oldest, newest = time_range(events)
-        snapshots = snapshot_times(
-            oldest, newest, config.snapshot_interval_days, config.max_snapshots
-        )
-        frames = [item_features_transform(events, items, as_of=t) for t in snapshots]
-        table = write_feature_table(
-            reduce(lambda a, b: a.unionByName(b), frames),
-            "item_features",
-            data_dir.feature_path("item_features"),
-            snapshots,
+        snapshots = planned_snapshots(config, oldest, newest)
+        path = data_dir.feature_path("item_features")
+        inputs = build_inputs(context, config, raw_interactions, {"items": raw_items})
+        kept = reuse_plan(context, path, inputs, snapshots)
+        frames = [
+            item_features_transform(events, items, as_of=t) for t in snapshots if t not in kept
+        ]
+        table = write_snapshot_table(
+            session, frames, kept, "item_features", path, snapshots, inputs
         )
         events.unpersist()
         items.unpersist()
         preview = session.read.parquet(table.path).limit(5).toPandas()
         context.log.info(f"item_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(table, metadata=feature_metadata(table, ITEM_CATALOG, preview))
+    return Output(
+        table,
+        metadata={
+            **feature_metadata(table, ITEM_CATALOG, preview),
+            "snapshots_computed": len(snapshots) - len(kept),
+            "snapshots_kept": len(kept),
+        },
+    )

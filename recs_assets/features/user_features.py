@@ -1,16 +1,19 @@
 """Asset ``user_features``: per-user feature snapshots written as Parquet by Spark."""
 
-from functools import reduce
-
 from dagster import AssetExecutionContext, Output, asset
 
-from recs_assets.core.features.snapshots import snapshot_times
 from recs_assets.core.features.spark_frames import as_spark, time_range
-from recs_assets.core.features.tables import FeatureTable, write_feature_table
+from recs_assets.core.features.tables import FeatureTable, write_snapshot_table
 from recs_assets.core.features.transforms.item import top_categories
 from recs_assets.core.features.transforms.user import USER_CATALOG
 from recs_assets.core.features.transforms.user import user_features as user_features_transform
-from recs_assets.features.feature_job import FeatureJobConfig, feature_metadata
+from recs_assets.features.feature_job import (
+    FeatureJobConfig,
+    build_inputs,
+    feature_metadata,
+    planned_snapshots,
+    reuse_plan,
+)
 from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.platform.spark_resource import SparkResource
 from recs_assets.platform.table_io_manager import RawTable, spark_table_in
@@ -41,9 +44,16 @@ def user_features(
         items = as_spark(session, raw_items, "items").cache()
         categories = [r.category for r in top_categories(items, config.max_categories).collect()]
         oldest, newest = time_range(events)
-        snapshots = snapshot_times(
-            oldest, newest, config.snapshot_interval_days, config.max_snapshots
+        snapshots = planned_snapshots(config, oldest, newest)
+        path = data_dir.feature_path("user_features")
+        inputs = build_inputs(
+            context,
+            config,
+            raw_interactions,
+            {"users": raw_users, "items": raw_items},
+            categories=categories,
         )
+        kept = reuse_plan(context, path, inputs, snapshots)
         frames = [
             user_features_transform(
                 events,
@@ -54,15 +64,20 @@ def user_features(
                 session_gap_minutes=config.session_gap_minutes,
             )
             for t in snapshots
+            if t not in kept
         ]
-        table = write_feature_table(
-            reduce(lambda a, b: a.unionByName(b), frames),
-            "user_features",
-            data_dir.feature_path("user_features"),
-            snapshots,
+        table = write_snapshot_table(
+            session, frames, kept, "user_features", path, snapshots, inputs
         )
         events.unpersist()
         items.unpersist()
         preview = session.read.parquet(table.path).limit(5).toPandas()
         context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(table, metadata=feature_metadata(table, USER_CATALOG, preview))
+    return Output(
+        table,
+        metadata={
+            **feature_metadata(table, USER_CATALOG, preview),
+            "snapshots_computed": len(snapshots) - len(kept),
+            "snapshots_kept": len(kept),
+        },
+    )

@@ -43,7 +43,8 @@ def raw_assets(tables: Phase1Tables) -> dict[str, AssetsDefinition]:
     return raw_stand_ins(tables)
 
 
-SNAPSHOT_CONFIG = {"snapshot_interval_days": 7, "max_snapshots": 2}
+# counted back from the newest event: the hand-computed times below
+SNAPSHOT_CONFIG = {"snapshot_interval_days": 7, "max_snapshots": 2, "snapshot_anchor": "newest"}
 
 
 def _resources(data: Path) -> dict[str, object]:

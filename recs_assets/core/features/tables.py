@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recs_assets.core.features.incremental import BuildInputs, write_manifest
 
 
 @dataclass(frozen=True)
@@ -36,3 +42,38 @@ def write_feature_table(
     df.write.mode("overwrite").parquet(str(path))
     written = df.sparkSession.read.parquet(str(path))
     return FeatureTable(name, str(path), written.count(), tuple(written.columns), snapshots)
+
+
+def write_snapshot_table(
+    session: SparkSession,
+    computed: Sequence[DataFrame],
+    kept: Sequence[datetime],
+    name: str,
+    path: Path,
+    snapshots: tuple[datetime, ...],
+    inputs: BuildInputs,
+) -> FeatureTable:
+    """Write the ``computed`` snapshot frames plus the rows of the ``kept`` snapshots of the table
+    now at ``path``, then the manifest of this build (``inputs``).
+
+    The new table is written beside the old one and swapped in (the kept rows are read from the
+    old one while writing), so a failed write leaves the previous table and manifest in place.
+    """
+    frames = list(computed)
+    if kept:
+        old = session.read.parquet(str(path))
+        frames.append(old.where(F.col("feature_timestamp").isin(list(kept))))
+    if not frames:
+        raise ValueError(f"{name}: no snapshot to write")
+    df = reduce(lambda a, b: a.unionByName(b), frames)
+    staged = path.with_name(f".{path.name}.next")
+    retired = path.with_name(f".{path.name}.old")
+    for leftover in (staged, retired):
+        shutil.rmtree(leftover, ignore_errors=True)
+    table = write_feature_table(df, name, staged, snapshots)
+    if path.exists():
+        path.rename(retired)
+    staged.rename(path)
+    shutil.rmtree(retired, ignore_errors=True)
+    write_manifest(path, replace(inputs, snapshots=tuple(t.isoformat() for t in snapshots)))
+    return replace(table, path=str(path))

@@ -1,0 +1,145 @@
+"""Which feature snapshots a new build can keep from the previous one.
+
+A snapshot stamped ``t`` reads the events with ``timestamp <= t`` (and the users and items known
+then). When a build finds the previous build's snapshot ``t`` in its own list, made with the same
+settings, from the same users and items tables and the same event days up to ``t``'s day, that
+snapshot's rows are still exact: they are copied instead of recomputed. A landed day therefore
+costs the snapshots at or after that day (the newest, usually), not every snapshot of history.
+
+Inputs are fingerprinted by content (size and BLAKE2 of each file): a day rewritten with the same
+events keeps its fingerprint, a day with one more event does not. The manifest of a build lives
+beside its table (``_recs_manifest.json``), written after the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+MANIFEST = "_recs_manifest.json"
+PARTITION_PREFIX = "partition="
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What one build of a snapshot feature table read.
+
+    Attributes:
+        days: event day (``YYYY-MM-DD``) -> fingerprint of that day's files; empty when the
+            events did not come from day partitions (then nothing is reused).
+        tables: other inputs (``users``, ``items``) -> fingerprint.
+        settings: fingerprint of everything else that shapes the rows (configuration, category
+            columns, code version).
+        snapshots: the snapshot times written (ISO strings), filled in for a finished build.
+    """
+
+    days: Mapping[str, str]
+    tables: Mapping[str, str]
+    settings: str
+    snapshots: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "days": dict(sorted(self.days.items())),
+                "tables": dict(sorted(self.tables.items())),
+                "settings": self.settings,
+                "snapshots": list(self.snapshots),
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> BuildInputs:
+        raw = json.loads(text)
+        return cls(
+            days=dict(raw["days"]),
+            tables=dict(raw["tables"]),
+            settings=str(raw["settings"]),
+            snapshots=tuple(raw.get("snapshots", ())),
+        )
+
+
+def file_fingerprint(paths: Iterable[Path]) -> str:
+    """BLAKE2 over the sorted file names' sizes and contents."""
+    digest = hashlib.blake2b(digest_size=16)
+    for p in sorted(paths):
+        digest.update(f"{p.name}:{p.stat().st_size}:".encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def local_path(uri: str) -> Path:
+    """A Spark input file (``file:/...`` or a plain path) as a local path."""
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
+
+
+def day_fingerprints(files: Iterable[str]) -> dict[str, str]:
+    """Fingerprint per day partition of a table's files (``.../partition=<day>/<file>``); empty
+    when any file is not under a day partition (the table is not partitioned by day)."""
+    by_day: dict[str, list[Path]] = {}
+    for uri in files:
+        path = local_path(uri)
+        parent = path.parent.name
+        if not parent.startswith(PARTITION_PREFIX):
+            return {}
+        by_day.setdefault(parent[len(PARTITION_PREFIX) :], []).append(path)
+    return {day: file_fingerprint(paths) for day, paths in by_day.items()}
+
+
+def settings_fingerprint(**parts: object) -> str:
+    """A stable fingerprint of JSON-able settings."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def reusable_snapshots(
+    previous: BuildInputs | None, current: BuildInputs, wanted: Sequence[datetime]
+) -> list[datetime]:
+    """The snapshots of ``wanted`` whose previous rows are still exact (see the module docstring).
+
+    None are when there is no previous build, when either build's events were not day
+    partitions, or when the settings or the other tables changed.
+    """
+    if (
+        previous is None
+        or not previous.days
+        or not current.days
+        or previous.settings != current.settings
+        or dict(previous.tables) != dict(current.tables)
+    ):
+        return []
+    written = set(previous.snapshots)
+    out = []
+    for t in wanted:
+        if t.isoformat() not in written:
+            continue
+        day = t.date().isoformat()
+        before = {d: f for d, f in previous.days.items() if d <= day}
+        now = {d: f for d, f in current.days.items() if d <= day}
+        if before == now:
+            out.append(t)
+    return out
+
+
+def read_manifest(table_path: Path) -> BuildInputs | None:
+    """The manifest of the build at ``table_path``, or None (no table, no or unreadable manifest)."""
+    path = table_path / MANIFEST
+    try:
+        return BuildInputs.from_json(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_manifest(table_path: Path, inputs: BuildInputs) -> None:
+    tmp = table_path / f".{MANIFEST}.tmp"
+    tmp.write_text(inputs.to_json())
+    tmp.replace(table_path / MANIFEST)
