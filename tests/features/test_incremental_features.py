@@ -17,6 +17,7 @@ from recs_assets.core.features.incremental import (
     reusable_snapshots,
 )
 from recs_assets.core.features.snapshots import calendar_snapshot_times
+from recs_assets.features.context_features import context_features
 from recs_assets.features.item_features import item_features
 from recs_assets.features.user_features import user_features
 from recs_assets.platform.data_dir import DataDirResource
@@ -102,8 +103,8 @@ def _land(instance, resources, days: tuple[str, str]) -> None:
 
 def _features(instance, resources):
     result = materialize(
-        [raw_tables, daily_interactions, user_features, item_features],
-        selection=[user_features, item_features],
+        [raw_tables, daily_interactions, user_features, item_features, context_features],
+        selection=[user_features, item_features, context_features],
         resources=resources,
         instance=instance,
         run_config=FEATURES_RUN,
@@ -119,7 +120,8 @@ def _counts(result, node: str) -> tuple[int, int]:
 
 def _table(spark, path: str, key: str) -> pd.DataFrame:
     df = spark.read.parquet(path).toPandas()
-    return df.sort_values([key, "feature_timestamp"]).reset_index(drop=True)
+    order = [key, "feature_timestamp"] if "feature_timestamp" in df else [key]
+    return df.sort_values(order).reset_index(drop=True)
 
 
 @pytest.mark.slow
@@ -141,13 +143,23 @@ def test_a_landed_week_recomputes_only_the_snapshots_after_it(tmp_path: Path, sp
         assert _counts(after, node) == (2, 2), node
         assert _counts(again, node) == (0, 4), node  # nothing changed: every snapshot kept
     assert (Path(users.path) / MANIFEST).is_file()
+    # context features: the landed week's 7 days; only the users with events in it recomputed
+    landed = after.asset_materializations_for_node("context_features")[0].metadata
+    assert landed["changed_days"].value == 7
+    assert 0 < int(landed["users_recomputed"].value) < 2_000  # of the preset's 2,000 users
+    rerun = again.asset_materializations_for_node("context_features")[0].metadata
+    assert rerun["changed_days"].value == 0 and rerun["users_recomputed"].value == "0"
 
     scratch = _resources(tmp_path / "scratch", session)
     with DagsterInstance.ephemeral(tempdir=str(tmp_path / "home2")) as instance:
         _land(instance, scratch, ALL_DAYS)
         fresh = _features(instance, scratch)
     assert _counts(fresh, "user_features") == (4, 0)
-    for node, key in (("user_features", "user_id"), ("item_features", "item_id")):
+    for node, key in (
+        ("user_features", "user_id"),
+        ("item_features", "item_id"),
+        ("context_features", "event_id"),
+    ):
         got = _table(spark, after.output_for_node(node).path, key)
         want = _table(spark, fresh.output_for_node(node).path, key)
         assert len(got) == len(want) > 0

@@ -130,6 +130,22 @@ def reusable_snapshots(
     return out
 
 
+def changed_days(previous: BuildInputs | None, current: BuildInputs) -> set[str] | None:
+    """The event days whose files differ from the previous build's (new days included), or None
+    when the previous rows cannot be kept at all: no previous build, events not from day
+    partitions, other settings or tables, or a day that disappeared."""
+    if (
+        previous is None
+        or not previous.days
+        or not current.days
+        or previous.settings != current.settings
+        or dict(previous.tables) != dict(current.tables)
+        or set(previous.days) - set(current.days)
+    ):
+        return None
+    return {d for d, f in current.days.items() if previous.days.get(d) != f}
+
+
 def read_manifest(table_path: Path) -> BuildInputs | None:
     """The manifest of the build at ``table_path``, or None (no table, no or unreadable manifest)."""
     path = table_path / MANIFEST

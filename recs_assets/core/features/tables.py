@@ -65,7 +65,20 @@ def write_snapshot_table(
         frames.append(old.where(F.col("feature_timestamp").isin(list(kept))))
     if not frames:
         raise ValueError(f"{name}: no snapshot to write")
-    df = reduce(lambda a, b: a.unionByName(b), frames)
+    return write_swapped(
+        reduce(lambda a, b: a.unionByName(b), frames), name, path, snapshots, inputs
+    )
+
+
+def write_swapped(
+    df: DataFrame,
+    name: str,
+    path: Path,
+    snapshots: tuple[datetime, ...],
+    inputs: BuildInputs,
+) -> FeatureTable:
+    """Write ``df`` beside the table at ``path`` (which ``df`` may read), swap it in, then write
+    the manifest of this build; a failed write leaves the previous table and manifest."""
     staged = path.with_name(f".{path.name}.next")
     retired = path.with_name(f".{path.name}.old")
     for leftover in (staged, retired):
