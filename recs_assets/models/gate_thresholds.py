@@ -17,6 +17,13 @@ class GateThresholds(Config):
     min_auc: float = _DEFAULTS.min_auc
     min_user_coverage: float = _DEFAULTS.min_user_coverage
     min_ild: float = _DEFAULTS.min_ild
+    max_request_p95_ms: float = _DEFAULTS.max_request_p95_ms
 
     def gate_config(self) -> GateConfig:
-        return GateConfig(self.min_ndcg_lift, self.min_auc, self.min_user_coverage, self.min_ild)
+        return GateConfig(
+            self.min_ndcg_lift,
+            self.min_auc,
+            self.min_user_coverage,
+            self.min_ild,
+            self.max_request_p95_ms,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,47 @@ def test_gates_by_hand() -> None:
     # the baseline is not gated on lift over itself; a missing lift fails
     assert [r.gate for r in evaluate_gates(ev("popularity", auc=0.86), cfg)] == ["auc"]
     assert not evaluate_gates(ev("ease", auc=0.9), cfg)[0].passed
+
+
+def test_latency_gate_reads_the_request_p95() -> None:
+    cfg = GateConfig(max_request_p95_ms=20.0)
+    fast = replace(ev("ease", auc=0.9), request_ms={"p95": 20.0})
+    slow = replace(ev("ease", auc=0.9), request_ms={"p95": 20.1})
+    assert [(r.gate, r.passed) for r in evaluate_gates(fast, cfg)][-1] == ("request p95 ms", True)
+    assert not passed(evaluate_gates(slow, cfg)[-1:])
+    # no limit configured, or nothing measured (another protocol's refit): no latency gate
+    no_limit = GateConfig(max_request_p95_ms=0.0)
+    assert "request p95 ms" not in [r.gate for r in evaluate_gates(slow, no_limit)]
+    assert "request p95 ms" not in [r.gate for r in evaluate_gates(ev("ease", auc=0.9), cfg)]
+
+
+def test_request_latency_times_one_user_requests() -> None:
+    import time
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recs_assets.core.evaluation.latency import request_latency
+    from recs_assets.core.models.base import InteractionMatrix
+    from recs_assets.core.models.popularity import PopularityRecommender
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((50, 40)) < 0.2).astype(np.float32)
+    dense[0] = 0.0  # a user without interactions is never timed
+    train = InteractionMatrix(
+        sp.csr_matrix(dense), np.array([f"u{i}" for i in range(50)]), np.arange(40).astype(str)
+    )
+    model = PopularityRecommender().fit(train)
+    quick = request_latency(model, train.matrix, k=5, n_users=30)
+    assert quick.requests == 30 and 0 < quick.p50_ms <= quick.p95_ms <= quick.p99_ms
+
+    class Slow(PopularityRecommender):
+        def score(self, users, items=None):
+            time.sleep(0.01)
+            return super().score(users, items)
+
+    slow = request_latency(Slow().fit(train), train.matrix, k=5, n_users=10)
+    assert slow.p50_ms >= 10.0 and slow.requests == 10
 
 
 @pytest.fixture(scope="module")

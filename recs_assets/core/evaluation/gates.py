@@ -22,12 +22,16 @@ class GateConfig:
         min_auc: lowest acceptable AUC.
         min_user_coverage: lowest share of users who get a full list of k.
         min_ild: lowest acceptable intra-list diversity (0.0 = no floor).
+        max_request_p95_ms: slowest acceptable 95th percentile of a one-user request in process
+            (``core.evaluation.latency``), in ms; 0 = no limit. A model above it cannot hold the
+            service's 30 ms miss target once HTTP and queueing are added.
     """
 
     min_ndcg_lift: float = 0.10
     min_auc: float = 0.7
     min_user_coverage: float = 0.9
     min_ild: float = 0.0
+    max_request_p95_ms: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class GateResult:
 def _at_least(gate: str, value: float | None, threshold: float) -> GateResult:
     v = float("nan") if value is None else float(value)
     return GateResult(gate, math.isfinite(v) and v >= threshold, v, threshold)
+
+
+def _at_most(gate: str, value: float | None, threshold: float) -> GateResult:
+    v = float("nan") if value is None else float(value)
+    return GateResult(gate, math.isfinite(v) and v <= threshold, v, threshold)
 
 
 def evaluate_gates(
@@ -70,6 +79,10 @@ def evaluate_gates(
         )
     if "ild" in evaluation.metrics:  # only measured when item categories are known
         results.append(_at_least("ild", evaluation.metrics["ild"], config.min_ild))
+    if "p95" in evaluation.request_ms and config.max_request_p95_ms > 0:
+        results.append(
+            _at_most("request p95 ms", evaluation.request_ms["p95"], config.max_request_p95_ms)
+        )
     return results
 
 

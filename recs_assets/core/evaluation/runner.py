@@ -69,6 +69,8 @@ class ModelEvaluation:
         per_user: metric -> per-user values (``ndcg@k``, ``recall@k``, ``precision@k``) over
             ``per_user_rows``, for paired comparisons (``core.evaluation.uncertainty``).
         per_user_rows: the user indices (of the split's matrices) of those values.
+        request_ms: percentiles (``p50``, ``p95``, ``p99``) of one-user request times in ms,
+            when timed (``core.evaluation.latency``; what the latency gate reads).
     """
 
     model: str
@@ -85,6 +87,7 @@ class ModelEvaluation:
     params: dict[str, Any] = field(default_factory=dict)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     per_user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    request_ms: dict[str, float] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """Metrics plus timings in one flat dict (what ``recs eval --json`` writes per model)."""
@@ -94,6 +97,7 @@ class ModelEvaluation:
         out.update({f"lift_{m}": v for m, v in self.lift.items()})
         if self.cold_start:
             out.update({f"cold_{m}": v for m, v in self.cold_start.items()})
+        out.update({f"request_{q}_ms": v for q, v in self.request_ms.items()})
         return out
 
 

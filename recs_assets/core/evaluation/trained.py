@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
+from recs_assets.core.evaluation.gates import (
+    GateConfig,
+    GateResult,
+    evaluate_gates,
+    passed,
+)
+from recs_assets.core.evaluation.latency import request_latency
 from recs_assets.core.evaluation.protocols import Split
 from recs_assets.core.evaluation.runner import (
     EvaluationReport,
@@ -71,10 +77,15 @@ def held_out_evaluation(
     side: SideInfo,
     k: int = 10,
 ) -> ModelEvaluation:
-    """``model``'s metrics on ``split.test`` with lifts over popularity fitted on the same train."""
+    """``model``'s metrics on ``split.test`` with lifts over popularity fitted on the same train,
+    and the time of one-user requests (``request_ms``; the latency gate reads its p95)."""
     own = measure(family, model, split, side, k=k, fit_seconds=fit_seconds)
     baseline = measure("popularity", PopularityRecommender().fit(split.train), split, side, k=k)
-    return with_lift(own, baseline)
+    timed = request_latency(model, split.train.matrix, k=k)
+    return replace(
+        with_lift(own, baseline),
+        request_ms={"p50": timed.p50_ms, "p95": timed.p95_ms, "p99": timed.p99_ms},
+    )
 
 
 def gate_results(evaluation: ModelEvaluation, config: GateConfig) -> tuple[GateResult, ...]:
