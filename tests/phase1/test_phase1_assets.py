@@ -145,3 +145,5 @@ def test_the_engine_follows_the_deployment_and_the_size() -> None:
     assert use_spark(auto, "spark://master:7077", 10)
     assert not use_spark(DailyInteractionsConfig(engine="pandas"), "spark://m:7077", 10**9)
     assert use_spark(DailyInteractionsConfig(engine="spark"), "local[1]", 1)
+    # by default, local mode stays on pandas at any size (the source is on the driver anyway)
+    assert not use_spark(DailyInteractionsConfig(), "local[*]", 10**9)
