@@ -104,6 +104,21 @@ def feature_metadata(
     }
 
 
+def snapshot_metadata(
+    table: FeatureTable,
+    catalog: Sequence[FeatureSpec],
+    preview: pd.DataFrame,
+    snapshots: tuple[datetime, ...],
+    kept: Sequence[datetime],
+) -> dict[str, Any]:
+    """``feature_metadata`` plus how many snapshots this build computed and kept."""
+    return {
+        **feature_metadata(table, catalog, preview),
+        "snapshots_computed": len(snapshots) - len(kept),
+        "snapshots_kept": len(kept),
+    }
+
+
 def planned_snapshots(
     config: FeatureJobConfig, oldest: datetime, newest: datetime
 ) -> tuple[datetime, ...]:

@@ -9,9 +9,9 @@ from recs_assets.core.features.transforms.item import item_features as item_feat
 from recs_assets.features.feature_job import (
     FeatureJobConfig,
     build_inputs,
-    feature_metadata,
     planned_snapshots,
     reuse_plan,
+    snapshot_metadata,
 )
 from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.platform.spark_resource import SparkResource
@@ -48,11 +48,4 @@ def item_features(
         items.unpersist()
         preview = session.read.parquet(table.path).limit(5).toPandas()
         context.log.info(f"item_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(
-        table,
-        metadata={
-            **feature_metadata(table, ITEM_CATALOG, preview),
-            "snapshots_computed": len(snapshots) - len(kept),
-            "snapshots_kept": len(kept),
-        },
-    )
+    return Output(table, metadata=snapshot_metadata(table, ITEM_CATALOG, preview, snapshots, kept))

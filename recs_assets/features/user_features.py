@@ -10,9 +10,9 @@ from recs_assets.core.features.transforms.user import user_features as user_feat
 from recs_assets.features.feature_job import (
     FeatureJobConfig,
     build_inputs,
-    feature_metadata,
     planned_snapshots,
     reuse_plan,
+    snapshot_metadata,
 )
 from recs_assets.platform.data_dir import DataDirResource
 from recs_assets.platform.spark_resource import SparkResource
@@ -73,11 +73,4 @@ def user_features(
         items.unpersist()
         preview = session.read.parquet(table.path).limit(5).toPandas()
         context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(
-        table,
-        metadata={
-            **feature_metadata(table, USER_CATALOG, preview),
-            "snapshots_computed": len(snapshots) - len(kept),
-            "snapshots_kept": len(kept),
-        },
-    )
+    return Output(table, metadata=snapshot_metadata(table, USER_CATALOG, preview, snapshots, kept))

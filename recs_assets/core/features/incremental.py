@@ -101,6 +101,18 @@ def settings_fingerprint(**parts: object) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def _comparable(previous: BuildInputs | None, current: BuildInputs) -> bool:
+    """Whether rows of the previous build can be kept at all: both read day partitions, with the
+    same settings and the same other tables."""
+    return (
+        previous is not None
+        and bool(previous.days)
+        and bool(current.days)
+        and previous.settings == current.settings
+        and dict(previous.tables) == dict(current.tables)
+    )
+
+
 def reusable_snapshots(
     previous: BuildInputs | None, current: BuildInputs, wanted: Sequence[datetime]
 ) -> list[datetime]:
@@ -109,14 +121,9 @@ def reusable_snapshots(
     None are when there is no previous build, when either build's events were not day
     partitions, or when the settings or the other tables changed.
     """
-    if (
-        previous is None
-        or not previous.days
-        or not current.days
-        or previous.settings != current.settings
-        or dict(previous.tables) != dict(current.tables)
-    ):
+    if not _comparable(previous, current):
         return []
+    assert previous is not None
     written = set(previous.snapshots)
     out = []
     for t in wanted:
@@ -134,14 +141,10 @@ def changed_days(previous: BuildInputs | None, current: BuildInputs) -> set[str]
     """The event days whose files differ from the previous build's (new days included), or None
     when the previous rows cannot be kept at all: no previous build, events not from day
     partitions, other settings or tables, or a day that disappeared."""
-    if (
-        previous is None
-        or not previous.days
-        or not current.days
-        or previous.settings != current.settings
-        or dict(previous.tables) != dict(current.tables)
-        or set(previous.days) - set(current.days)
-    ):
+    if not _comparable(previous, current):
+        return None
+    assert previous is not None
+    if set(previous.days) - set(current.days):
         return None
     return {d for d, f in current.days.items() if previous.days.get(d) != f}
 
