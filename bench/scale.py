@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/scale.py --preset 1m [--preset 10m ...]
            [--select 'group:raw or group:features or group:datasets'] [--timeout 5400]
-           [--workdir DIR]
+           [--workdir DIR] [--land EVENTS]
 
 For each synthetic preset: a fresh DAGSTER_HOME and data dir in a temporary folder (or kept in
 ``--workdir``), then ``dagster asset materialize -m recs_assets.definitions --select SELECT
@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SELECT = "group:raw or group:features or group:datasets"
+LAND_SELECT = "group:raw or group:features"
 
 
 def _children(pid: int) -> list[int]:
@@ -113,61 +114,91 @@ def step_times(home: Path, since: float = 0.0) -> list[dict[str, object]]:
     return out
 
 
+def materialize(
+    env: dict[str, str], tmp: Path, select: str, days: str, timeout: float, log_name: str
+) -> dict[str, object]:
+    """One ``dagster asset materialize`` over ``days``: exit, wall time, peak RSS, step times."""
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
+    cmd += ["--partition-range", days, "--select", select]
+    started, since = time.monotonic(), time.time()
+    with open(tmp / log_name, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            code: int | str = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for pid in reversed(_tree(proc.pid)):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 9)
+            proc.wait()
+            code = f"killed after {timeout:.0f} s"
+        sampler.stop.set()
+        sampler.join()
+    wall = time.monotonic() - started
+    tail = (tmp / log_name).read_text()[-2000:]
+    return {
+        "select": select,
+        "partition_range": days,
+        "exit": code,
+        "wall_seconds": round(wall, 1),
+        "peak_rss_driver_gib": round(sampler.peaks["python"] / 2**30, 2),
+        "peak_rss_jvm_gib": round(sampler.peaks["jvm"] / 2**30, 2),
+        "steps": step_times(Path(env["DAGSTER_HOME"]), since),
+        "log_tail": tail if code != 0 else "",
+    }
+
+
+def landed_days(landing: Path) -> str:
+    """FIRST...LAST, the UTC days of the newest landed batch's events."""
+    import pandas as pd
+
+    newest = max(landing.glob("batch-*.parquet"), key=lambda f: f.name)
+    ts = pd.to_datetime(pd.read_parquet(newest, columns=["timestamp"])["timestamp"], utc=True)
+    return f"{ts.min():%Y-%m-%d}...{ts.max():%Y-%m-%d}"
+
+
 def run_preset(
-    preset: str, select: str, timeout: float, workdir: Path | None = None
+    preset: str,
+    select: str,
+    timeout: float,
+    workdir: Path | None = None,
+    land: int = 0,
+    land_select: str = LAND_SELECT,
 ) -> dict[str, object]:
     keep = contextlib.nullcontext(str(workdir)) if workdir else None
-    with keep or tempfile.TemporaryDirectory(prefix=f"recs-scale-{preset}-") as tmp:
-        Path(tmp).mkdir(parents=True, exist_ok=True)
-        home, data = Path(tmp) / "dagster_home", Path(tmp) / "data"
+    with keep or tempfile.TemporaryDirectory(prefix=f"recs-scale-{preset}-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(home),
-            "RECS_DATA_DIR": str(data),
+            "DAGSTER_HOME": str(tmp / "dagster_home"),
+            "RECS_DATA_DIR": str(tmp / "data"),
             "RECS_SOURCE": f"synthetic:{preset}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
             "RECS_REDIS_URL": "",
         }
-        bin_dir = Path(sys.executable).parent
-        subprocess.run([str(bin_dir / "recs"), "dagster-home"], env=env, check=True)
+        recs = str(Path(sys.executable).parent / "recs")
+        subprocess.run([recs, "dagster-home"], env=env, check=True)
         days = subprocess.run(
-            [str(bin_dir / "recs"), "partition-range"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
+            [recs, "partition-range"], env=env, check=True, capture_output=True, text=True
         ).stdout.strip()
-        cmd = [str(bin_dir / "dagster"), "asset", "materialize", "-m", "recs_assets.definitions"]
-        cmd += ["--partition-range", days]
-        started, since = time.monotonic(), time.time()
-        with open(Path(tmp) / "run.log", "w") as log:
-            proc = subprocess.Popen(
-                [*cmd, "--select", select], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        result = {"preset": preset, **materialize(env, tmp, select, days, timeout, "run.log")}
+        if land and result["exit"] == 0:
+            # one day of new events lands; the raw tables take in its days, then the features
+            # and the online store are brought up to date (what the landing sensor requests)
+            subprocess.run(
+                [recs, "generate-batch", "-n", str(land), "--days", "1", "--seed", "1"],
+                env=env,
+                check=True,
             )
-            sampler = TreeSampler(proc.pid)
-            sampler.start()
-            try:
-                code: int | str = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                for p in reversed(_tree(proc.pid)):
-                    with contextlib.suppress(OSError):
-                        os.kill(p, 9)
-                proc.wait()
-                code = f"killed after {timeout:.0f} s"
-            sampler.stop.set()
-            sampler.join()
-        wall = time.monotonic() - started
-        tail = (Path(tmp) / "run.log").read_text()[-2000:]
-        return {
-            "preset": preset,
-            "select": select,
-            "exit": code,
-            "wall_seconds": round(wall, 1),
-            "peak_rss_driver_gib": round(sampler.peaks["python"] / 2**30, 2),
-            "peak_rss_jvm_gib": round(sampler.peaks["jvm"] / 2**30, 2),
-            "steps": step_times(home, since),
-            "log_tail": tail if code != 0 else "",
-        }
+            batch_days = landed_days(tmp / "data" / "landing")
+            result["landing"] = {
+                "events": land,
+                **materialize(env, tmp, land_select, batch_days, timeout, "landing.log"),
+            }
+        return result
 
 
 def main() -> None:
@@ -181,23 +212,36 @@ def main() -> None:
         help="keep the instance and data here (one preset); a second run with another --select "
         "reuses what the first materialized",
     )
+    parser.add_argument(
+        "--land",
+        type=int,
+        default=0,
+        help="after the run, land a one-day batch of this many events and bring the raw and "
+        "feature groups up to date over its days (timed apart)",
+    )
     args = parser.parse_args()
     if args.workdir and len(args.preset) > 1:
         parser.error("--workdir takes one --preset")
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     for preset in args.preset:
-        result = run_preset(preset, args.select, args.timeout, args.workdir)
+        result = run_preset(preset, args.select, args.timeout, args.workdir, args.land)
         (out_dir / f"scale_{preset}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(
-            f"\n{preset}: exit {result['exit']}, {result['wall_seconds']} s, peak RSS driver "
-            f"{result['peak_rss_driver_gib']} GiB, JVM {result['peak_rss_jvm_gib']} GiB"
-        )
-        for step in result["steps"]:  # type: ignore[union-attr]
-            line = f"  {step['step']:<60} {step.get('seconds', '?'):>8} s  {step.get('status', '')}"
-            print(line + (f"  {step['error']}" if step.get("error") else ""))
-        if result["log_tail"]:
-            print(result["log_tail"])
+        report(preset, result)
+        if "landing" in result:
+            report(f"{preset}, one landed day", result["landing"])  # type: ignore[arg-type]
+
+
+def report(title: str, result: dict[str, object]) -> None:
+    print(
+        f"\n{title}: exit {result['exit']}, {result['wall_seconds']} s, peak RSS driver "
+        f"{result['peak_rss_driver_gib']} GiB, JVM {result['peak_rss_jvm_gib']} GiB"
+    )
+    for step in result["steps"]:  # type: ignore[union-attr]
+        line = f"  {step['step']:<60} {step.get('seconds', '?'):>8} s  {step.get('status', '')}"
+        print(line + (f"  {step['error']}" if step.get("error") else ""))
+    if result["log_tail"]:
+        print(result["log_tail"])
 
 
 if __name__ == "__main__":
