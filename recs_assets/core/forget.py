@@ -94,6 +94,9 @@ def _without(path: Path, table: pa.Table, ids: list[str], write) -> int:  # type
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         write(table.filter(pc.invert(mask)), tmp)
         os.replace(tmp, path)
+        # a file Spark wrote has a Hadoop checksum beside it, stale now: Spark would refuse to
+        # read the rewritten file (ChecksumException) when a later build keeps rows from it
+        path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
     return n
 
 

@@ -116,8 +116,12 @@ def test_forget_user_removes_the_user_everywhere_and_logs_a_digest(tmp_path: Pat
         redis_url=REDIS_URL,
         cache_prefix=prefix,
     )
+    # Spark writes a Hadoop checksum beside each part file; a rewritten file's is stale
+    crc = root / "features" / "user_features" / ".part-0.parquet.crc"
+    crc.write_bytes(b"stale")
     try:
         report = forget_user(targets, GONE, raw_id="raw-7")
+        assert not crc.exists()
         assert report.parquet_rows == {
             "features/user_features/part-0.parquet": 1,
             "tables/quarantined_rows/data.parquet": 1,
