@@ -9,12 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recs_assets.core.evaluation.gates import (
-    GateConfig,
-    GateResult,
-    evaluate_gates,
-    passed,
-)
+from recs_assets.core.evaluation.gates import GateConfig, GateResult, evaluate_gates, passed
 from recs_assets.core.evaluation.latency import request_latency
 from recs_assets.core.evaluation.protocols import Split
 from recs_assets.core.evaluation.runner import (
