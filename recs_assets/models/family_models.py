@@ -205,6 +205,9 @@ def build_model_asset(
                 mlflow.log_dict(importance, "feature_importance.json")
                 mlflow.log_metrics({f"feature_gain.{n}": g for n, g in importance.items()})
                 side_meta["feature_importance"] = MetadataValue.md(importance_table(importance))
+                summary = model.summary()  # the prior's weights, the trees kept
+                mlflow.log_metrics({f"ranker.{n}": v for n, v in summary.items() if v == v})
+                side_meta["ranker_prior"] = MetadataValue.json(summary)
             gates = gate_results(evaluation, config.gate_config())
             mlflow_tracker.log_params({"family": family, **model.params()})
             if "side_features" in side_meta:

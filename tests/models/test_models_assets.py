@@ -186,13 +186,18 @@ def test_ranker_takes_tuned_generators_and_logs_its_feature_importance(
     # feature importance: a table in the asset's metadata (the UI) and the MLflow run
     importance = trained.model.feature_importance()
     assert set(importance) == set(trained.model.feature_names())
-    assert sum(importance.values()) > 0
+    # gains of the trees it serves: none when the prior alone beat them on the held-out users
+    assert (sum(importance.values()) > 0) == (trained.model.n_trees_ > 0)
     mat = result.asset_materializations_for_node("ranker_model")[0]
+    summary = mat.metadata["ranker_prior"].value
+    assert summary["trees"] == trained.model.n_trees_
+    assert summary["prior_weight.ease"] == trained.model.prior_weights_[0]
     table = mat.metadata["feature_importance"].value
     top = max(importance, key=importance.__getitem__)
     assert table.splitlines()[2].startswith(f"| {top} |")  # largest gain first
     run = tracker.client().get_run(trained.mlflow_run_id)
     assert run.data.metrics[f"feature_gain.{top}"] == pytest.approx(importance[top])
+    assert run.data.metrics["ranker.trees"] == trained.model.n_trees_
     logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/feature_importance.json")
     assert logged == pytest.approx(importance)
 
@@ -203,7 +208,7 @@ def test_pipeline_composites_read_their_members_studies() -> None:
 
     from recs_assets.models.family_models import MODEL_ASSETS, tuned_member_families
 
-    assert tuned_member_families("ranker") == ("ease", "als", "rp3beta")
+    assert tuned_member_families("ranker") == ("ease", "als", "rp3beta", "lightfm")
     assert tuned_member_families("blend") == ("ease", "rp3beta", "lightfm")
     assert tuned_member_families("ease") == ()
     by_key = {a.key: a for a in MODEL_ASSETS}

@@ -12,9 +12,10 @@ import scipy.sparse as sp
 
 from recs_assets.core.evaluation.protocols import stratified_split
 from recs_assets.core.evaluation.runner import SideTables, build_side_info, interaction_days
+from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import fold_splits
 from recs_assets.core.models.base import RecommenderError
-from recs_assets.core.models.ranker import RankerRecommender
+from recs_assets.core.models.ranker import RankerRecommender, fit_prior_weights, group_ndcg
 from recs_assets.core.phase1.synthetic import generate_synthetic
 
 SMALL = {
@@ -57,7 +58,9 @@ def test_ranker_uses_time_features_and_round_trips(split_and_side, tmp_path: Pat
     assert ctx is not None and ctx.item_day_cum is not None and ctx.user_category_share is not None
     importance = model.feature_importance()
     assert set(importance) == set(model.feature_names())
-    assert sum(importance.values()) > 0
+    # trees on their own (no prior) learn from the features
+    no_prior = RankerRecommender(**SMALL, prior="none").fit(split.train, side)
+    assert no_prior.n_trees_ >= 1 and sum(no_prior.feature_importance().values()) > 0
     users = np.arange(split.train.n_users)
     scores = model.score(users)
     # candidates (seen items left out) rank above every other item
@@ -96,12 +99,46 @@ def test_folds_hold_every_interaction_out_once_and_keep_lone_ones() -> None:
 
 def test_out_of_fold_training_fits_scores_and_validates(split_and_side) -> None:
     split, side = split_and_side
-    one = RankerRecommender(**SMALL).fit(split.train, side)
-    three = RankerRecommender(**SMALL, n_folds=3).fit(split.train, side)
+    one = RankerRecommender(**SMALL, prior="none").fit(split.train, side)
+    three = RankerRecommender(**SMALL, prior="none", n_folds=3).fit(split.train, side)
     assert three.params()["n_folds"] == 3
-    assert three.booster_.num_trees() == one.booster_.num_trees() == SMALL["n_estimators"]
+    for model in (one, three):  # early stopping keeps the best iteration, within the budget
+        assert 1 <= model.n_trees_ <= SMALL["n_estimators"]
     scores = three.score(np.arange(5))
     assert np.isfinite(scores).all()
     assert not np.array_equal(scores, one.score(np.arange(5)))  # other labels, other trees
     with pytest.raises(RecommenderError, match="n_folds"):
         RankerRecommender(n_folds=0)
+
+
+def test_group_ndcg_is_the_metric_of_the_candidates() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(6, 25))
+    labels = rng.random((6, 25)) < 0.2
+    labels[0] = False  # a group without a positive is left out, like a user without test items
+    top = np.argsort(-scores, axis=1)[:, :10]
+    assert group_ndcg(scores, labels) == pytest.approx(ndcg_at_k(top, sp.csr_matrix(labels)))
+
+
+def test_prior_weights_leave_out_a_generator_that_carries_nothing() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.random((300, 40)) < 0.1
+    informative = labels + rng.normal(scale=0.8, size=labels.shape)
+    noise = rng.normal(size=labels.shape)
+    weights = fit_prior_weights(np.stack([noise, informative], axis=2), labels)
+    assert weights[0] == 0.0 and weights[1] > 0.0
+    assert group_ndcg(informative, labels) > group_ndcg(informative + noise, labels)
+
+
+def test_ranker_serves_trees_only_when_they_beat_its_prior(split_and_side) -> None:
+    split, side = split_and_side
+    model = RankerRecommender(**SMALL).fit(split.train, side)
+    summary = model.summary()
+    assert set(summary) >= {"prior_weight.ease", "prior_weight.als", "trees"}
+    assert (model.prior_weights_ >= 0).all() and model.prior_weights_.any()
+    if model.n_trees_:
+        assert model.ranker_ndcg_ > model.prior_ndcg_
+    else:
+        assert not any(model.feature_importance().values())
+    with pytest.raises(RecommenderError, match="prior"):
+        RankerRecommender(prior="learned")

@@ -17,6 +17,12 @@ user's training interactions is held out, the generators are fitted on the rest,
 are labelled by the held-out items, and only then are the generators refitted on all of train.
 With ``n_folds`` > 1 every training interaction is held out once, fold by fold (out-of-fold
 candidates from ``n_folds`` fits of each generator).
+The trees learn corrections on top of a prior, not the order from scratch: the prior is a
+weighted sum of the generators' per-user z-scores, its weights found by coordinate search on
+NDCG@10 of the held-out candidates (``prior="fitted"``; ``"sum"``: equal weights; ``"none"``: no
+prior). LambdaRank starts from the prior (LightGBM's ``init_score``) and stops early on a share of
+the held-out users (``validation_fraction``); when no tree beats the prior on those users, the
+ranker serves the prior alone (``n_trees_`` is 0).
 The test split is never seen. State is npz arrays only (the booster as its text model in bytes).
 """
 
@@ -57,11 +63,55 @@ DEFAULT_GENERATORS: tuple[dict[str, Any], ...] = (
     {"name": "ease", "params": {}},
     {"name": "als", "params": {}},
     {"name": "rp3beta", "params": {}},
+    {"name": "lightfm", "params": {"hybrid_items": True}},
 )
 NON_CANDIDATE = -1e6  # non-candidates sort below every candidate, in generator order
 BLOCK = 512
 TIE_BREAK = 1e-6
 SINGLE_THREAD_ROWS = 10_000  # below this many rows, predict on one thread (see _predict_threads)
+PRIORS = ("fitted", "sum", "none")
+WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+PRIOR_K = 10
+
+
+def group_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> float:
+    """Mean NDCG@k over the groups with a positive (as ``metrics.ndcg_at_k`` over users):
+    ``scores`` and binary ``labels`` are (groups, candidates); the ideal list is the group's
+    labelled candidates."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = np.take_along_axis(labels, top, axis=1).astype(np.float64) @ disc
+    n_pos = np.minimum(labels.sum(axis=1), k).astype(int)
+    idcg = np.cumsum(disc)[np.maximum(n_pos, 1) - 1]
+    has = n_pos > 0
+    return float(np.mean(dcg[has] / idcg[has])) if has.any() else float("nan")
+
+
+def fit_prior_weights(
+    zs: np.ndarray, labels: np.ndarray, grid: Sequence[float] = WEIGHT_GRID, passes: int = 2
+) -> np.ndarray:
+    """Non-negative weights of the generators' z-scores (``zs``: groups x candidates x
+    generators) maximising ``group_ndcg`` of their weighted sum, by coordinate search from equal
+    weights."""
+    w = np.ones(zs.shape[2])
+    best = group_ndcg(zs @ w, labels)
+    for _ in range(passes):
+        improved = False
+        for g in range(len(w)):
+            for value in grid:
+                trial = w.copy()
+                trial[g] = value
+                if not trial.any():
+                    continue
+                score = group_ndcg(zs @ trial, labels)
+                if score > best + 1e-9:
+                    best, w, improved = score, trial, True
+        if not improved:
+            break
+    return w
 
 
 def _zscore(s: np.ndarray) -> np.ndarray:
@@ -164,6 +214,11 @@ class RankerRecommender(Recommender):
             ``n_folds`` folds is held out in turn and the generators are fitted on the others
             (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
         window_days: how far the user's active period is widened for the item-in-window counts.
+        prior: what the trees start from: ``fitted`` (z-scores weighted by held-out NDCG@10),
+            ``sum`` (equal weights) or ``none``.
+        validation_fraction: share of the held-out users LightGBM stops early on (and the prior
+            alone is compared with).
+        early_stopping_rounds: trees without a gain on those users before LightGBM stops.
         n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM's.
         seed: holdout (or folds) and LightGBM seed.
         num_threads: LightGBM threads (0: its default).
@@ -178,6 +233,9 @@ class RankerRecommender(Recommender):
         holdout_fraction: float = 0.2,
         n_folds: int = 1,
         window_days: float = 30.0,
+        prior: str = "fitted",
+        validation_fraction: float = 0.2,
+        early_stopping_rounds: int = 20,
         n_estimators: int = 100,
         learning_rate: float = 0.05,
         num_leaves: int = 15,
@@ -202,6 +260,15 @@ class RankerRecommender(Recommender):
             raise RecommenderError(f"{self.name}: n_folds must be >= 1")
         self.n_folds = int(n_folds)
         self.window_days = float(window_days)
+        if prior not in PRIORS:
+            raise RecommenderError(f"{self.name}: prior must be one of {PRIORS}, got {prior!r}")
+        self.prior = prior
+        if not 0.0 < validation_fraction < 1.0:
+            raise RecommenderError(f"{self.name}: validation_fraction must be in (0, 1)")
+        self.validation_fraction = float(validation_fraction)
+        if early_stopping_rounds < 1:
+            raise RecommenderError(f"{self.name}: early_stopping_rounds must be >= 1")
+        self.early_stopping_rounds = int(early_stopping_rounds)
         self.n_estimators = int(n_estimators)
         self.learning_rate = float(learning_rate)
         self.num_leaves = int(num_leaves)
@@ -210,6 +277,10 @@ class RankerRecommender(Recommender):
         self.num_threads = int(num_threads)
         self.models_: list[Recommender] = []
         self.booster_: Any = None
+        self.prior_weights_ = np.zeros(len(self.generators))
+        self.n_trees_ = 0
+        self.prior_ndcg_ = float("nan")  # held-out NDCG@10 of the prior alone (early-stop users)
+        self.ranker_ndcg_ = float("nan")  # and of the prior plus the trees
         self.context_: Context | None = None
         self.train_: sp.csr_matrix = sp.csr_matrix((0, 0))
 
@@ -279,6 +350,12 @@ class RankerRecommender(Recommender):
             cols += [np.full((n_users, n), np.nan)] * 3
         return np.stack([c.reshape(-1) for c in cols], axis=1)
 
+    def _prior(self, zc: np.ndarray) -> np.ndarray:
+        """The prior of candidates whose generator z-scores are ``zc`` (users x candidates x
+        generators): their weighted sum, standardized over each user's candidates so that
+        LambdaRank's pairwise gradients are not saturated from the first tree."""
+        return _zscore(zc @ self.prior_weights_)
+
     # ---- training -----------------------------------------------------------------------------
     def _new_generators(self) -> list[Recommender]:
         return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
@@ -338,20 +415,63 @@ class RankerRecommender(Recommender):
                 f"{self.name}: no held-out interaction is among the generators' candidates; "
                 "raise n_candidates or use more data"
             )
-        ranker = lgb.LGBMRanker(
-            objective="lambdarank",
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            random_state=self.seed,
-            n_jobs=self.num_threads or None,
-            verbose=-1,
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        n = groups[0]  # every group holds the same number of candidates
+        x3, y3 = x.reshape(len(groups), n, -1), y.reshape(len(groups), n)
+        zcols = [3 * g + 1 for g in range(len(self.generators))]
+        if self.prior == "fitted":
+            self.prior_weights_ = fit_prior_weights(x3[:, :, zcols], y3)
+        elif self.prior == "sum":
+            self.prior_weights_ = np.ones(len(zcols))
+        else:
+            self.prior_weights_ = np.zeros(len(zcols))
+        prior = self._prior(x3[:, :, zcols])
+        order = np.random.default_rng(self.seed).permutation(len(groups))
+        n_val = int(round(len(groups) * self.validation_fraction))
+        val, fit_ = np.sort(order[:n_val]), np.sort(order[n_val:])
+        if n_val == 0 or len(fit_) == 0:  # too few users to stop early: fit on all of them
+            val = fit_ = np.arange(len(groups))
+        f = x3.shape[2]
+
+        def dataset(rows: np.ndarray, **kw: Any) -> Any:
+            return lgb.Dataset(
+                x3[rows].reshape(-1, f),
+                y3[rows].reshape(-1),
+                group=[n] * len(rows),
+                init_score=prior[rows].reshape(-1),
+                feature_name=self.feature_names(),
+                **kw,
+            )
+
+        fit_set = dataset(fit_)
+        params = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [PRIOR_K],
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "seed": self.seed,
+            "verbose": -1,
+            **({"num_threads": self.num_threads} if self.num_threads else {}),
+        }
+        self.booster_ = lgb.train(
+            params,
+            fit_set,
+            num_boost_round=self.n_estimators,
+            valid_sets=[dataset(val, reference=fit_set)],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
-        ranker.fit(
-            np.concatenate(xs), np.concatenate(ys), group=groups, feature_name=self.feature_names()
+        best = int(self.booster_.best_iteration or self.booster_.num_trees())
+        trees = self.booster_.predict(x3[val].reshape(-1, f), num_iteration=best).reshape(
+            len(val), n
         )
-        self.booster_ = ranker.booster_
+        self.prior_ndcg_ = group_ndcg(prior[val], y3[val])
+        self.ranker_ndcg_ = group_ndcg(prior[val] + trees, y3[val])
+        # the trees are kept only when they beat the prior on the users they stopped on
+        # (with prior "none" there is nothing else to serve)
+        keep = self.prior == "none" or self.ranker_ndcg_ > self.prior_ndcg_
+        self.n_trees_ = best if keep else 0
         self.models_ = [m.fit(train, side) for m in self._new_generators()]
         self.context_ = build_context(train.matrix, side, self.window_days)
         self.train_ = sp.csr_matrix(train.matrix)
@@ -359,10 +479,29 @@ class RankerRecommender(Recommender):
         return self
 
     def feature_importance(self) -> dict[str, float]:
-        """Total gain of each feature in the booster (logged with every run)."""
+        """Total gain of each feature in the trees the ranker serves (logged with every run);
+        every gain is 0 when it serves the prior alone."""
         self._check_fitted()
-        gains = self.booster_.feature_importance(importance_type="gain")
-        return {n: float(g) for n, g in zip(self.booster_.feature_name(), gains, strict=True)}
+        names = self.booster_.feature_name()
+        if not self.n_trees_:
+            return dict.fromkeys(names, 0.0)
+        gains = self.booster_.feature_importance(importance_type="gain", iteration=self.n_trees_)
+        return {n: float(g) for n, g in zip(names, gains, strict=True)}
+
+    def summary(self) -> dict[str, float]:
+        """The prior's weight per generator, the trees served, and NDCG@10 of the prior alone
+        and with the trees on the held-out users LightGBM stopped on."""
+        self._check_fitted()
+        weights = {
+            f"prior_weight.{g['name']}": float(w)
+            for g, w in zip(self.generators, self.prior_weights_, strict=True)
+        }
+        return {
+            **weights,
+            "trees": float(self.n_trees_),
+            "held_out_ndcg_prior": self.prior_ndcg_,
+            "held_out_ndcg_ranker": self.ranker_ndcg_,
+        }
 
     # ---- scoring ------------------------------------------------------------------------------
     def _predict_threads(self, rows: int) -> int:
@@ -381,9 +520,14 @@ class RankerRecommender(Recommender):
             block = users[start : start + BLOCK]
             cand, raw, zs, blend = self._candidates(self.models_, self.train_, block)
             feats = self._features(block, cand, raw, zs, self.context_)
-            pred = self.booster_.predict(
-                feats, num_threads=self._predict_threads(len(feats))
-            ).reshape(cand.shape)
+            zc = np.stack([np.take_along_axis(z, cand, axis=1) for z in zs], axis=2)
+            pred = self._prior(zc)
+            if self.n_trees_:
+                pred = pred + self.booster_.predict(
+                    feats,
+                    num_iteration=self.n_trees_,
+                    num_threads=self._predict_threads(len(feats)),
+                ).reshape(cand.shape)
             # trees predict in steps: candidates in one step keep the generators' order
             pred = pred + TIE_BREAK * np.take_along_axis(blend, cand, axis=1)
             s = NON_CANDIDATE + blend
@@ -399,6 +543,9 @@ class RankerRecommender(Recommender):
             "holdout_fraction": self.holdout_fraction,
             "n_folds": self.n_folds,
             "window_days": self.window_days,
+            "prior": self.prior,
+            "validation_fraction": self.validation_fraction,
+            "early_stopping_rounds": self.early_stopping_rounds,
             "n_estimators": self.n_estimators,
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
@@ -412,6 +559,9 @@ class RankerRecommender(Recommender):
         out: dict[str, np.ndarray] = {
             "booster": np.frombuffer(self.booster_.model_to_string().encode(), dtype=np.uint8),
             **csr_state("train", self.train_),
+            "prior_weights": self.prior_weights_,
+            "n_trees": np.array([self.n_trees_]),
+            "held_out_ndcg": np.array([self.prior_ndcg_, self.ranker_ndcg_]),
         }
         for name in CONTEXT_ARRAYS:
             value = getattr(self.context_, name)
@@ -426,6 +576,9 @@ class RankerRecommender(Recommender):
 
         self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
         self.train_ = csr_from_state("train", state)
+        self.prior_weights_ = np.asarray(state["prior_weights"], dtype=np.float64)
+        self.n_trees_ = int(state["n_trees"][0])
+        self.prior_ndcg_, self.ranker_ndcg_ = (float(v) for v in state["held_out_ndcg"])
         arrays = {name: state.get(f"ctx/{name}") for name in CONTEXT_ARRAYS}
         cats = (
             csr_from_state("ctx/item_categories", state)
