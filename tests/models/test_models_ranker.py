@@ -142,3 +142,23 @@ def test_ranker_serves_trees_only_when_they_beat_its_prior(split_and_side) -> No
         assert not any(model.feature_importance().values())
     with pytest.raises(RecommenderError, match="prior"):
         RankerRecommender(prior="learned")
+
+
+def test_a_ranker_saved_before_the_prior_loads_and_serves_all_its_trees(
+    split_and_side, tmp_path: Path
+) -> None:
+    """Registry versions saved by the previous ranker (no prior in their state) still load, so a
+    rollback to one of them works."""
+    split, side = split_and_side
+    model = RankerRecommender(**SMALL, prior="none").fit(split.train, side)
+    model.n_trees_ = model.booster_.num_trees()  # what the previous ranker served: every tree
+    folder = model.save(tmp_path / "ranker")
+    state_file = next(Path(folder).glob("*.npz"))
+    state = dict(np.load(state_file))
+    for key in ("prior_weights", "n_trees", "held_out_ndcg"):
+        del state[key]
+    np.savez(state_file, **state)
+    legacy = RankerRecommender.load(folder)
+    assert legacy.n_trees_ == model.n_trees_ and not legacy.prior_weights_.any()
+    users = np.arange(20)
+    np.testing.assert_allclose(legacy.score(users), model.score(users))

@@ -576,9 +576,13 @@ class RankerRecommender(Recommender):
 
         self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
         self.train_ = csr_from_state("train", state)
-        self.prior_weights_ = np.asarray(state["prior_weights"], dtype=np.float64)
-        self.n_trees_ = int(state["n_trees"][0])
-        self.prior_ndcg_, self.ranker_ndcg_ = (float(v) for v in state["held_out_ndcg"])
+        if "prior_weights" in state:
+            self.prior_weights_ = np.asarray(state["prior_weights"], dtype=np.float64)
+            self.n_trees_ = int(state["n_trees"][0])
+            self.prior_ndcg_, self.ranker_ndcg_ = (float(v) for v in state["held_out_ndcg"])
+        else:  # saved before the prior existed: every tree, no prior (what it served then)
+            self.prior_weights_ = np.zeros(len(self.generators))
+            self.n_trees_ = int(self.booster_.num_trees())
         arrays = {name: state.get(f"ctx/{name}") for name in CONTEXT_ARRAYS}
         cats = (
             csr_from_state("ctx/item_categories", state)
