@@ -15,7 +15,13 @@ from recs_assets.core.evaluation.runner import SideTables, build_side_info, inte
 from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import fold_splits
 from recs_assets.core.models.base import RecommenderError
-from recs_assets.core.models.ranker import RankerRecommender, fit_prior_weights, group_ndcg
+from recs_assets.core.models.ranker import (
+    RankerRecommender,
+    fit_prior_weights,
+    group_ndcg,
+    surely_better,
+    validation_groups,
+)
 from recs_assets.core.phase1.synthetic import generate_synthetic
 
 SMALL = {
@@ -162,3 +168,36 @@ def test_a_ranker_saved_before_the_prior_loads_and_serves_all_its_trees(
     assert legacy.n_trees_ == model.n_trees_ and not legacy.prior_weights_.any()
     users = np.arange(20)
     np.testing.assert_allclose(legacy.score(users), model.score(users))
+
+
+def test_validation_groups_hold_whole_users_and_never_all_of_them() -> None:
+    group_users = np.repeat(np.arange(10), 3)  # three folds: a group per user and fold
+    val, fit = validation_groups(group_users, 0.2, seed=1)
+    assert set(group_users[val]).isdisjoint(group_users[fit])
+    assert len(set(group_users[val])) == 2 and len(val) + len(fit) == 30
+    for fraction in (0.001, 0.999):  # at least one user on each side
+        val, fit = validation_groups(group_users, fraction, seed=1)
+        assert len(val) and len(fit)
+    with pytest.raises(ValueError, match="2 or more"):
+        validation_groups(np.zeros(4, dtype=int), 0.2, seed=1)
+
+
+def test_seen_candidates_do_not_steer_the_prior() -> None:
+    """A generator that scores the user's seen items highest is not penalized for it: serving
+    never ranks seen items."""
+    rng = np.random.default_rng(6)
+    labels = rng.random((200, 30)) < 0.15
+    seen = ~labels & (rng.random((200, 30)) < 0.3)
+    good = labels + rng.normal(scale=0.5, size=labels.shape)
+    seen_first = good + 5.0 * seen  # the same order among unseen items, seen ones on top
+    zs = np.stack([seen_first, rng.normal(size=labels.shape)], axis=2)
+    assert fit_prior_weights(zs, labels)[0] < fit_prior_weights(zs, labels, exclude=seen)[0]
+    assert fit_prior_weights(zs, labels, exclude=seen)[1] == 0.0
+
+
+def test_trees_are_kept_only_on_a_sure_gain() -> None:
+    rng = np.random.default_rng(7)
+    base = rng.random(300)
+    assert surely_better(base + 0.05 + rng.normal(scale=0.05, size=300), base)
+    assert not surely_better(base + rng.normal(scale=0.05, size=300), base + 0.001)
+    assert not surely_better(np.array([1.0]), np.array([0.0]))  # one group proves nothing

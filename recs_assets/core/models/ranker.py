@@ -72,12 +72,12 @@ SINGLE_THREAD_ROWS = 10_000  # below this many rows, predict on one thread (see 
 PRIORS = ("fitted", "sum", "none")
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 PRIOR_K = 10
+KEEP_Z = 1.645  # the trees are kept when their gain over the prior is above 0 at 95% (one-sided)
 
 
-def group_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> float:
-    """Mean NDCG@k over the groups with a positive (as ``metrics.ndcg_at_k`` over users):
-    ``scores`` and binary ``labels`` are (groups, candidates); the ideal list is the group's
-    labelled candidates."""
+def group_ndcgs(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> np.ndarray:
+    """NDCG@k of each group (NaN for a group without a positive): ``scores`` and binary
+    ``labels`` are (groups, candidates); the ideal list is the group's labelled candidates."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
@@ -86,18 +86,55 @@ def group_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> floa
     dcg = np.take_along_axis(labels, top, axis=1).astype(np.float64) @ disc
     n_pos = np.minimum(labels.sum(axis=1), k).astype(int)
     idcg = np.cumsum(disc)[np.maximum(n_pos, 1) - 1]
-    has = n_pos > 0
-    return float(np.mean(dcg[has] / idcg[has])) if has.any() else float("nan")
+    return np.where(n_pos > 0, dcg / idcg, np.nan)
+
+
+def group_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> float:
+    """Mean NDCG@k over the groups with a positive (as ``metrics.ndcg_at_k`` over users)."""
+    per_group = group_ndcgs(scores, labels, k)
+    has = ~np.isnan(per_group)
+    return float(per_group[has].mean()) if has.any() else float("nan")
+
+
+def validation_groups(
+    group_users: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, fitting) group indices: ``fraction`` of the users (at least one, never all)
+    with all their groups (one per fold) on the validation side."""
+    users = np.unique(group_users)
+    if len(users) < 2:
+        raise ValueError(f"{len(users)} user(s): a validation side needs 2 or more")
+    n_val = min(max(int(round(len(users) * fraction)), 1), len(users) - 1)
+    is_val = np.isin(group_users, np.random.default_rng(seed).permutation(users)[:n_val])
+    return np.flatnonzero(is_val), np.flatnonzero(~is_val)
+
+
+def surely_better(a: np.ndarray, b: np.ndarray, z: float = KEEP_Z) -> bool:
+    """Whether per-group values ``a`` beat ``b`` with confidence: the one-sided normal lower
+    bound of their mean paired difference is above 0 (groups NaN in either are left out)."""
+    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    if len(d) < 2:
+        return False
+    return bool(d.mean() - z * d.std(ddof=1) / np.sqrt(len(d)) > 0)
 
 
 def fit_prior_weights(
-    zs: np.ndarray, labels: np.ndarray, grid: Sequence[float] = WEIGHT_GRID, passes: int = 2
+    zs: np.ndarray,
+    labels: np.ndarray,
+    grid: Sequence[float] = WEIGHT_GRID,
+    passes: int = 2,
+    exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """Non-negative weights of the generators' z-scores (``zs``: groups x candidates x
     generators) maximising ``group_ndcg`` of their weighted sum, by coordinate search from equal
-    weights."""
+    weights. Candidates where ``exclude`` is true (seen by the user) rank last."""
+
+    def ndcg(w: np.ndarray) -> float:
+        scores = zs @ w
+        return group_ndcg(scores if exclude is None else np.where(exclude, -np.inf, scores), labels)
+
     w = np.ones(zs.shape[2])
-    best = group_ndcg(zs @ w, labels)
+    best = ndcg(w)
     for _ in range(passes):
         improved = False
         for g in range(len(w)):
@@ -106,7 +143,7 @@ def fit_prior_weights(
                 trial[g] = value
                 if not trial.any():
                     continue
-                score = group_ndcg(zs @ trial, labels)
+                score = ndcg(trial)
                 if score > best + 1e-9:
                     best, w, improved = score, trial, True
         if not improved:
@@ -201,6 +238,32 @@ def build_context(
         user_median,
         item_median,
     )
+
+
+class _Groups:
+    """The ranker's training groups as they are built: per block of users, the candidates'
+    features, labels and seen flags (users x candidates) and the users."""
+
+    def __init__(self) -> None:
+        self.xs: list[np.ndarray] = []
+        self.ys: list[np.ndarray] = []
+        self.seen: list[np.ndarray] = []
+        self.users: list[np.ndarray] = []
+
+    def add(self, x: np.ndarray, y: np.ndarray, seen: np.ndarray, users: np.ndarray) -> None:
+        self.xs.append(x.reshape(y.shape[0], y.shape[1], -1))
+        self.ys.append(y.astype(np.int32))
+        self.seen.append(seen)
+        self.users.append(users)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(features (groups, candidates, features), labels, seen, user of each group)."""
+        return (
+            np.concatenate(self.xs),
+            np.concatenate(self.ys),
+            np.concatenate(self.seen),
+            np.concatenate(self.users),
+        )
 
 
 class RankerRecommender(Recommender):
@@ -356,6 +419,11 @@ class RankerRecommender(Recommender):
         LambdaRank's pairwise gradients are not saturated from the first tree."""
         return _zscore(zc @ self.prior_weights_)
 
+    def _prior_weights(self, zs: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        if self.prior == "fitted":
+            return fit_prior_weights(zs, labels, exclude=seen)
+        return np.full(zs.shape[2], 1.0 if self.prior == "sum" else 0.0)
+
     # ---- training -----------------------------------------------------------------------------
     def _new_generators(self) -> list[Recommender]:
         return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
@@ -373,12 +441,10 @@ class RankerRecommender(Recommender):
         side: SideInfo | None,
         kept: sp.csr_matrix,
         held: sp.csr_matrix,
-        xs: list[np.ndarray],
-        ys: list[np.ndarray],
-        groups: list[int],
+        out: _Groups,
     ) -> None:
         """Fit the generators on ``kept``; append the features and labels (``held``) of their
-        candidates, one group per user with a held-out item among them."""
+        candidates to ``out``, one group per user with a held-out item among them."""
         part = train.with_matrix(kept)
         models = [m.fit(part, side) for m in self._new_generators()]
         ctx = build_context(kept, side, self.window_days)
@@ -396,49 +462,42 @@ class RankerRecommender(Recommender):
             feats = self._features(
                 block[has], cand[has], [r[has] for r in raw], [z[has] for z in zs], ctx
             )
-            xs.append(feats)
-            ys.append(labels[has].reshape(-1).astype(np.int32))
-            groups += [cand.shape[1]] * int(has.sum())
+            seen = np.take_along_axis(np.asarray(kept_csr[block].todense()), cand, axis=1) > 0
+            out.add(feats, labels[has], seen[has], block[has])
 
     def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
         import lightgbm as lgb
 
         self._check_train(train)
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
-        groups: list[int] = []
+        data = _Groups()
         for kept, held in self._folds(train.matrix):
             if held.nnz:  # a fold of users with too few interactions may hold nothing out
-                self._training_groups(train, side, kept, held, xs, ys, groups)
-        if not xs:
+                self._training_groups(train, side, kept, held, data)
+        if not data.xs:
             raise RecommenderError(
                 f"{self.name}: no held-out interaction is among the generators' candidates; "
                 "raise n_candidates or use more data"
             )
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        n = groups[0]  # every group holds the same number of candidates
-        x3, y3 = x.reshape(len(groups), n, -1), y.reshape(len(groups), n)
-        zcols = [3 * g + 1 for g in range(len(self.generators))]
-        if self.prior == "fitted":
-            self.prior_weights_ = fit_prior_weights(x3[:, :, zcols], y3)
-        elif self.prior == "sum":
-            self.prior_weights_ = np.ones(len(zcols))
-        else:
-            self.prior_weights_ = np.zeros(len(zcols))
-        prior = self._prior(x3[:, :, zcols])
-        order = np.random.default_rng(self.seed).permutation(len(groups))
-        n_val = int(round(len(groups) * self.validation_fraction))
-        val, fit_ = np.sort(order[:n_val]), np.sort(order[n_val:])
-        if n_val == 0 or len(fit_) == 0:  # too few users to stop early: fit on all of them
-            val = fit_ = np.arange(len(groups))
+        x3, y3, seen, group_users = data.arrays()
+        if len(np.unique(group_users)) < 2:
+            raise RecommenderError(
+                f"{self.name}: {len(np.unique(group_users))} user(s) with a held-out item among "
+                "the candidates; the ranker needs 2 or more (use more data or raise n_candidates)"
+            )
+        val, fit_ = validation_groups(group_users, self.validation_fraction, self.seed)
+        zs = x3[:, :, [3 * g + 1 for g in range(len(self.generators))]]
+        weights = self._prior_weights(zs[fit_], y3[fit_], seen[fit_])
+        prior = _zscore(zs @ weights)
         f = x3.shape[2]
 
         def dataset(rows: np.ndarray, **kw: Any) -> Any:
+            # candidates the user has seen are left out: serving never ranks them
+            unseen = ~seen[rows]
             return lgb.Dataset(
-                x3[rows].reshape(-1, f),
-                y3[rows].reshape(-1),
-                group=[n] * len(rows),
-                init_score=prior[rows].reshape(-1),
+                x3[rows][unseen],
+                y3[rows][unseen],
+                group=unseen.sum(axis=1),
+                init_score=prior[rows][unseen],
                 feature_name=self.feature_names(),
                 **kw,
             )
@@ -464,14 +523,22 @@ class RankerRecommender(Recommender):
         )
         best = int(self.booster_.best_iteration or self.booster_.num_trees())
         trees = self.booster_.predict(x3[val].reshape(-1, f), num_iteration=best).reshape(
-            len(val), n
+            len(val), -1
         )
-        self.prior_ndcg_ = group_ndcg(prior[val], y3[val])
-        self.ranker_ndcg_ = group_ndcg(prior[val] + trees, y3[val])
-        # the trees are kept only when they beat the prior on the users they stopped on
-        # (with prior "none" there is nothing else to serve)
-        keep = self.prior == "none" or self.ranker_ndcg_ > self.prior_ndcg_
-        self.n_trees_ = best if keep else 0
+        hidden = seen[val]
+        with_trees = group_ndcgs(np.where(hidden, -np.inf, prior[val] + trees), y3[val])
+        self.ranker_ndcg_ = float(np.nanmean(with_trees))
+        if self.prior == "none":  # the trees are all there is to serve
+            self.prior_ndcg_, self.n_trees_, self.prior_weights_ = float("nan"), best, weights
+        else:
+            alone = group_ndcgs(np.where(hidden, -np.inf, prior[val]), y3[val])
+            self.prior_ndcg_ = float(np.nanmean(alone))
+            # the trees are kept only when they beat the prior on the held-out users with
+            # confidence; else the prior alone is served, its weights fitted on every user
+            if surely_better(with_trees, alone):
+                self.n_trees_, self.prior_weights_ = best, weights
+            else:
+                self.n_trees_, self.prior_weights_ = 0, self._prior_weights(zs, y3, seen)
         self.models_ = [m.fit(train, side) for m in self._new_generators()]
         self.context_ = build_context(train.matrix, side, self.window_days)
         self.train_ = sp.csr_matrix(train.matrix)
