@@ -201,3 +201,18 @@ def test_trees_are_kept_only_on_a_sure_gain() -> None:
     assert surely_better(base + 0.05 + rng.normal(scale=0.05, size=300), base)
     assert not surely_better(base + rng.normal(scale=0.05, size=300), base + 0.001)
     assert not surely_better(np.array([1.0]), np.array([0.0]))  # one group proves nothing
+
+
+def test_without_item_categories_the_ranker_fits_lightfm_as_pure_cf(split_and_side) -> None:
+    split, _ = split_and_side
+    model = RankerRecommender(
+        generators=[
+            {"name": "ease", "params": {"lam": 50.0}},
+            {"name": "lightfm", "params": {"hybrid_items": True, "epochs": 2}},
+        ],
+        n_candidates=30,
+        n_estimators=5,
+    ).fit(split.train)  # no side information at all
+    assert model.generators[1]["params"]["hybrid_items"] is False
+    assert model.params()["generators"][1]["params"]["hybrid_items"] is False
+    assert np.isfinite(model.score(np.arange(3))).all()
