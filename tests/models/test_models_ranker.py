@@ -216,3 +216,17 @@ def test_without_item_categories_the_ranker_fits_lightfm_as_pure_cf(split_and_si
     assert model.generators[1]["params"]["hybrid_items"] is False
     assert model.params()["generators"][1]["params"]["hybrid_items"] is False
     assert np.isfinite(model.score(np.arange(3))).all()
+
+
+def test_without_item_categories_the_blend_fits_lightfm_as_pure_cf(split_and_side) -> None:
+    from recs_assets.core.models.ensemble import BlendRecommender
+
+    split, _ = split_and_side
+    blend = BlendRecommender(
+        members=[
+            {"name": "ease", "params": {"lam": 50.0}},
+            {"name": "lightfm", "params": {"hybrid_items": True, "epochs": 2}},
+        ]
+    ).fit(split.train)
+    assert blend.params()["members"][1]["params"]["hybrid_items"] is False
+    assert np.isfinite(blend.score(np.arange(3))).all()

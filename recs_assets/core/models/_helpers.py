@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recs_assets.core.models.base import Recommender, RecommenderError
+from recs_assets.core.models.base import Recommender, RecommenderError, SideInfo
 
 
 def csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -124,3 +124,26 @@ def load_nested(
         m.n_users_, m.n_items_ = shape
         m._load_state({k[len(key) :]: v for k, v in state.items() if k.startswith(key)})
         m._fitted = True
+
+
+def usable_members(
+    members: Sequence[Mapping[str, Any]], side: SideInfo | None
+) -> list[dict[str, Any]]:
+    """A composite model's members (``{"name", "params"}``) with a hybrid LightFM made pure CF
+    where ``side`` lacks what its hybrid part reads (item categories or features; user
+    features), so data without them still gets the composite (its ``params()`` then show what
+    was fitted)."""
+    has_items = side is not None and (
+        side.item_features is not None or side.item_categories is not None
+    )
+    has_users = side is not None and side.user_features is not None
+    out = []
+    for m in members:
+        params = dict(m.get("params", {}))
+        if m["name"] == "lightfm":
+            if params.get("hybrid_items") and not has_items:
+                params["hybrid_items"] = False
+            if params.get("hybrid_users") and not has_users:
+                params["hybrid_users"] = False
+        out.append({"name": m["name"], "params": params})
+    return out

@@ -22,6 +22,7 @@ from recs_assets.core.models._helpers import (
     load_nested,
     member_specs,
     nested_state,
+    usable_members,
 )
 from recs_assets.core.models.base import (
     InteractionMatrix,
@@ -151,6 +152,7 @@ class BlendRecommender(Recommender):
 
     def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
         self._check_train(train)
+        self.members = usable_members(self.members, side)
         if self.weights is None:
             fit_x, val_x = holdout_split(train.matrix, self.validation_fraction, self.seed)
             part = train.with_matrix(fit_x)

@@ -43,6 +43,7 @@ from recs_assets.core.models._helpers import (
     load_nested,
     member_specs,
     nested_state,
+    usable_members,
 )
 from recs_assets.core.models.als import ImplicitMFRecommender
 from recs_assets.core.models.base import (
@@ -238,28 +239,6 @@ def build_context(
         user_median,
         item_median,
     )
-
-
-def usable_generators(
-    generators: Sequence[Mapping[str, Any]], side: SideInfo | None
-) -> list[dict[str, Any]]:
-    """``generators`` with a hybrid LightFM made pure CF where ``side`` lacks what its hybrid
-    part reads (item categories or features; user features), so data without them still gets
-    the ranker (``params()`` then shows what was fitted)."""
-    has_items = side is not None and (
-        side.item_features is not None or side.item_categories is not None
-    )
-    has_users = side is not None and side.user_features is not None
-    out = []
-    for g in generators:
-        params = dict(g.get("params", {}))
-        if g["name"] == LightFMRecommender.name:
-            if params.get("hybrid_items") and not has_items:
-                params["hybrid_items"] = False
-            if params.get("hybrid_users") and not has_users:
-                params["hybrid_users"] = False
-        out.append({"name": g["name"], "params": params})
-    return out
 
 
 class _Groups:
@@ -491,7 +470,7 @@ class RankerRecommender(Recommender):
         import lightgbm as lgb
 
         self._check_train(train)
-        self.generators = usable_generators(self.generators, side)
+        self.generators = usable_members(self.generators, side)
         data = _Groups()
         for kept, held in self._folds(train.matrix):
             if held.nnz:  # a fold of users with too few interactions may hold nothing out
