@@ -10,10 +10,11 @@ import pytest
 import scipy.sparse as sp
 from models_synthetic import make_blocks
 
+from recs_assets.core.models._helpers import coordinate_search
 from recs_assets.core.models.base import InteractionMatrix, RecommenderError, SideInfo
 from recs_assets.core.models.content import ContentRecommender, TitleEmbedder
 from recs_assets.core.models.ease import EASERecommender
-from recs_assets.core.models.ensemble import BlendRecommender, coordinate_search, normalize_scores
+from recs_assets.core.models.ensemble import WEIGHT_GRID, BlendRecommender, normalize_scores
 from recs_assets.core.models.lightfm_model import LightFMRecommender, identity_plus
 from recs_assets.core.models.rerank import jaccard_similarity, mmr_rerank, popularity_percentile
 from recs_assets.core.models.rp3beta import RP3betaRecommender
@@ -95,7 +96,7 @@ def test_coordinate_search_finds_a_known_optimum() -> None:
     def objective(w: np.ndarray) -> float:
         return -float((w[0] - 0.3) ** 2 + (w[1] - 2.0) ** 2)
 
-    weights, best = coordinate_search(objective, 2)
+    weights, best = coordinate_search(objective, 2, WEIGHT_GRID)
     np.testing.assert_allclose(weights, [0.3 / 2.3, 2.0 / 2.3])
     assert best == 0.0
 

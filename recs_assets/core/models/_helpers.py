@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,3 +147,34 @@ def usable_members(
                 params["hybrid_users"] = False
         out.append({"name": m["name"], "params": params})
     return out
+
+
+def coordinate_search(
+    objective: Callable[[np.ndarray], float],
+    n: int,
+    grid: Sequence[float],
+    rounds: int = 3,
+) -> tuple[np.ndarray, float]:
+    """Maximize ``objective(weights)`` one weight at a time over ``grid``, from equal weights
+    (never all zero).
+
+    Stops early when a full round changes nothing. Returns (weights summing to 1, best value).
+    """
+    w = np.ones(n)
+    best = objective(w)
+    for _ in range(rounds):
+        changed = False
+        for j in range(n):
+            for value in grid:
+                if value == w[j]:
+                    continue
+                trial = w.copy()
+                trial[j] = value
+                if not trial.any():
+                    continue
+                v = objective(trial)
+                if v > best + 1e-12:
+                    best, w, changed = v, trial, True
+        if not changed:
+            break
+    return w / w.sum(), best

@@ -9,7 +9,7 @@ all of ``train`` with those weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 
 from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import (
+    coordinate_search,
     holdout_split,
     load_nested,
     member_specs,
@@ -68,36 +69,6 @@ def normalize_scores(scores: np.ndarray, how: str) -> np.ndarray:
         std = scores.std(axis=1, keepdims=True)
         return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
     raise RecommenderError(f"unknown score normalization {how!r} (rank, zscore)")
-
-
-def coordinate_search(
-    objective: Callable[[np.ndarray], float],
-    n: int,
-    rounds: int = 3,
-    grid: Sequence[float] = WEIGHT_GRID,
-) -> tuple[np.ndarray, float]:
-    """Maximize ``objective(weights)`` one weight at a time over ``grid``, from equal weights.
-
-    Stops early when a full round changes nothing. Returns (weights, best value).
-    """
-    w = np.ones(n)
-    best = objective(w)
-    for _ in range(rounds):
-        changed = False
-        for j in range(n):
-            for value in grid:
-                if value == w[j]:
-                    continue
-                trial = w.copy()
-                trial[j] = value
-                if not trial.any():
-                    continue
-                v = objective(trial)
-                if v > best + 1e-12:
-                    best, w, changed = v, trial, True
-        if not changed:
-            break
-    return w / w.sum(), best
 
 
 class BlendRecommender(Recommender):
@@ -171,7 +142,7 @@ class BlendRecommender(Recommender):
 
             eye = np.eye(len(models))
             self.member_validation_ndcg_ = [objective(eye[j]) for j in range(len(models))]
-            weights, self.validation_ndcg_ = coordinate_search(objective, len(models))
+            weights, self.validation_ndcg_ = coordinate_search(objective, len(models), WEIGHT_GRID)
             self.weights = weights.tolist()
         self.models_ = [m.fit(train, side) for m in self._new_members()]
         self._fitted = True

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recs_assets.core.models._helpers import (
+    coordinate_search,
     csr_from_state,
     csr_state,
     fold_splits,
@@ -128,28 +129,15 @@ def fit_prior_weights(
 ) -> np.ndarray:
     """Non-negative weights of the generators' z-scores (``zs``: groups x candidates x
     generators) maximising ``group_ndcg`` of their weighted sum, by coordinate search from equal
-    weights. Candidates where ``exclude`` is true (seen by the user) rank last."""
+    weights; they sum to 1 (the prior is standardized, so only their ratios matter). Candidates
+    where ``exclude`` is true (seen by the user) rank last."""
 
     def ndcg(w: np.ndarray) -> float:
         scores = zs @ w
         return group_ndcg(scores if exclude is None else np.where(exclude, -np.inf, scores), labels)
 
-    w = np.ones(zs.shape[2])
-    best = ndcg(w)
-    for _ in range(passes):
-        improved = False
-        for g in range(len(w)):
-            for value in grid:
-                trial = w.copy()
-                trial[g] = value
-                if not trial.any():
-                    continue
-                score = ndcg(trial)
-                if score > best + 1e-9:
-                    best, w, improved = score, trial, True
-        if not improved:
-            break
-    return w
+    weights, _ = coordinate_search(ndcg, zs.shape[2], grid, rounds=passes)
+    return weights
 
 
 def _zscore(s: np.ndarray) -> np.ndarray:
