@@ -144,8 +144,15 @@ def wait_code_location(url: str, timeout: float = 300) -> None:
 
 
 def dismiss_dagster_dialogs(page: Page) -> None:
-    """Close the newsletter dialog a fresh Dagster home shows, whenever it appears."""
-    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+    """Keep the newsletter dialog a fresh Dagster home shows on localhost out of the way.
+
+    The UI stores its dismissal in local storage (``communityNux``), set here before every page
+    load. Should it still appear, its Skip button is clicked by event: a dialog opened above it
+    (the launchpad) would take a pointer click."""
+    page.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+    page.add_locator_handler(
+        page.get_by_role("button", name="Skip"), lambda skip: skip.dispatch_event("click")
+    )
 
 
 def dagster_materialize(env: dict[str, str], selection: str, *extra: str) -> None:
