@@ -21,8 +21,9 @@ The trees learn corrections on top of a prior, not the order from scratch: the p
 weighted sum of the generators' per-user z-scores, its weights found by coordinate search on
 NDCG@10 of the held-out candidates (``prior="fitted"``; ``"sum"``: equal weights; ``"none"``: no
 prior). LambdaRank starts from the prior (LightGBM's ``init_score``) and stops early on a share of
-the held-out users (``validation_fraction``); when no tree beats the prior on those users, the
-ranker serves the prior alone (``n_trees_`` is 0).
+the held-out users (``validation_fraction``), set aside before the weights are fitted; unless
+the trees beat the prior on those users with confidence (``surely_better``), the ranker serves
+the prior alone (``n_trees_`` is 0), its weights fitted again on every user.
 The test split is never seen. State is npz arrays only (the booster as its text model in bytes).
 """
 
@@ -35,6 +36,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recs_assets.core.metrics import ndcg_per_user
 from recs_assets.core.models._helpers import (
     coordinate_search,
     csr_from_state,
@@ -52,6 +54,7 @@ from recs_assets.core.models.base import (
     Recommender,
     RecommenderError,
     SideInfo,
+    top_k,
 )
 from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender
@@ -78,17 +81,11 @@ KEEP_Z = 1.645  # the trees are kept when their gain over the prior is above 0 a
 
 
 def group_ndcgs(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> np.ndarray:
-    """NDCG@k of each group (NaN for a group without a positive): ``scores`` and binary
-    ``labels`` are (groups, candidates); the ideal list is the group's labelled candidates."""
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = np.take_along_axis(labels, top, axis=1).astype(np.float64) @ disc
-    n_pos = np.minimum(labels.sum(axis=1), k).astype(int)
-    idcg = np.cumsum(disc)[np.maximum(n_pos, 1) - 1]
-    return np.where(n_pos > 0, dcg / idcg, np.nan)
+    """NDCG@k of each group (NaN for a group without a positive), ``metrics.ndcg_per_user`` over
+    groups: ``scores`` and binary ``labels`` are (groups, candidates); the ideal list is the
+    group's labelled candidates; ``-inf`` scores rank last."""
+    top, _ = top_k(scores, k)
+    return ndcg_per_user(top, sp.csr_matrix(labels))
 
 
 def group_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = PRIOR_K) -> float:
