@@ -573,10 +573,10 @@ class RankerRecommender(Recommender):
         for start in range(0, len(users), BLOCK):
             block = users[start : start + BLOCK]
             cand, raw, zs, blend = self._candidates(self.models_, self.train_, block)
-            feats = self._features(block, cand, raw, zs, self.context_)
             zc = np.stack([np.take_along_axis(z, cand, axis=1) for z in zs], axis=2)
             pred = self._prior(zc)
-            if self.n_trees_:
+            if self.n_trees_:  # the pair features are read only by the trees
+                feats = self._features(block, cand, raw, zs, self.context_)
                 pred = pred + self.booster_.predict(
                     feats,
                     num_iteration=self.n_trees_,
