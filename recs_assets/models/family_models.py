@@ -30,7 +30,7 @@ from dagster import (
 from pydantic import Field
 
 from recs_assets.core.datasets.dataset import TrainingDataset
-from recs_assets.core.datasets.feature_side import feature_store_side
+from recs_assets.core.datasets.feature_side import feature_store_attributes, feature_store_side
 from recs_assets.core.evaluation.runner import fit_model
 from recs_assets.core.evaluation.trained import (
     TrainedModel,
@@ -109,6 +109,7 @@ def build_model_asset(
     defaults: Mapping[str, Any] | None = None,
     feature_columns: Mapping[str, Collection[str]] | None = None,
     member_tunings: Collection[str] = (),
+    attributes: bool = False,
 ) -> AssetsDefinition:
     """The ``{family}_model`` asset; with ``tuned``, it trains with the best parameters of the
     ``{family}_tuning`` study (explicit ``hyperparameters`` in the config still win). With
@@ -117,19 +118,28 @@ def build_model_asset(
     one-hot; ``feature_columns`` maps ``user``/``item`` to the columns used, default all the leak
     rule allows). ``defaults`` are hyper-parameters under the tuned and configured ones. With
     ``member_tunings`` (the blend, the ranker), the members of those families take their studies'
-    best parameters (``COMPOSITE_MEMBERS``)."""
+    best parameters (``COMPOSITE_MEMBERS``). With ``attributes`` (the ranker), it reads the
+    feature tables too and gives the model their users' and items' attributes, point in time
+    (``feature_side.feature_store_attributes``: the newest snapshot without held-out
+    interactions, else static columns only)."""
     if member_tunings and family not in COMPOSITE_MEMBERS:
         raise ValueError(
             f"{family}: member_tunings apply to composite families only ({sorted(COMPOSITE_MEMBERS)})"
         )
     tuning_in = {"tuning": AssetIn(f"{family}_tuning")} if tuned else {}
     tuning_in |= {f"{m}_tuning": AssetIn(f"{m}_tuning") for m in member_tunings}
-    features_in = {"user_features": AssetIn(), "item_features": AssetIn()} if feature_store else {}
+    reads_store = feature_store or attributes
+    features_in = {"user_features": AssetIn(), "item_features": AssetIn()} if reads_store else {}
     description = f"The {family} recommender fitted on the P1 train split, with held-out metrics."
     if feature_store:
         description = (
             f"The {family} recommender with user and item features from the feature store, "
             "fitted on the P1 train split, with held-out metrics."
+        )
+    if attributes:
+        description = (
+            f"The {family} recommender, its trees reading user and item attributes from the "
+            "feature store (point in time), fitted on the P1 train split, with held-out metrics."
         )
 
     @asset(
@@ -180,6 +190,13 @@ def build_model_asset(
             user_encoder = None if features.users is None else features.users.encoder
             side_meta = {"side_features": MetadataValue.json(features.summary())}
             context.log.info(f"{family}: side features {features.summary()}")
+        if attributes:
+            attrs = feature_store_attributes(
+                split, upstream["user_features"], upstream["item_features"]
+            )
+            side = attrs.side_info(side)
+            side_meta["side_features"] = MetadataValue.json(attrs.summary())
+            context.log.info(f"{family}: attributes from the feature store {attrs.summary()}")
         asset_key = f"{family}_model"
         with mlflow_tracker.start_run(
             family, dagster_run_id=context.run.run_id, asset_key=asset_key, tags={"family": family}
@@ -429,6 +446,7 @@ MODEL_ASSETS = [
         tuned=f in TUNED_FAMILIES,
         defaults=FAMILY_DEFAULTS.get(f),
         member_tunings=tuned_member_families(f),
+        attributes=f == "ranker",
     )
     for f in MODEL_FAMILIES
 ] + [

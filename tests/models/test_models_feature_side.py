@@ -14,6 +14,7 @@ from recs_assets.core.datasets.feature_side import (
     choose_snapshot,
     entity_features,
     feature_side,
+    feature_store_attributes,
     feature_store_side,
     held_out_since,
     interaction_features_allowed,
@@ -283,3 +284,82 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(
     run = tracker.client().get_run(trained.mlflow_run_id)
     assert run.data.params["hybrid_users"] == "True"
     assert sp.issparse(expected.users.matrix)  # type: ignore[union-attr]
+
+
+def test_feature_store_attributes_follow_the_leak_rule(
+    tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
+) -> None:
+    users = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
+    items = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
+    clean = feature_store_attributes(p1, users, items)
+    assert clean.users is not None and clean.items is not None
+    # the snapshot before the first held-out event: its interaction counts too
+    assert clean.snapshots["user"] == (snapshots[0], True)
+    assert {"age", "gender", "occupation", "events_all"} <= set(clean.users.names)
+    assert clean.users.values.shape == (len(p1.user_ids), len(clean.users.names))
+    # the values are those of that snapshot, row for row in id-map order
+    first = pd.read_parquet(users.path)
+    first = first[first["feature_timestamp"] == pd.Timestamp(snapshots[0])].set_index("user_id")
+    col = clean.users.names.index("events_all")
+    np.testing.assert_array_equal(
+        clean.users.values[:, col], first.loc[[str(u) for u in p1.user_ids], "events_all"]
+    )
+    # cut before every snapshot: the newest one, static columns only
+    early = feature_store_attributes(p1, users, items, held_out=snapshots[0] - timedelta(days=1))
+    assert early.snapshots["user"] == (snapshots[1], False)
+    assert early.users is not None and "events_all" not in early.users.names
+    assert early.items is not None and early.items.names == ("category_count",)
+    summary = early.summary()
+    assert summary["user"]["interaction_features"] is False  # type: ignore[index]
+    side = early.side_info(build_side_info(p1, SideTables(items=tables.items)))
+    assert side.user_attributes is early.users and side.item_categories is not None
+
+
+def test_ranker_asset_reads_attributes_from_the_feature_tables(
+    tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
+) -> None:
+    user_table = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
+    item_table = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
+
+    @asset
+    def user_features() -> FeatureTable:
+        return user_table
+
+    @asset
+    def item_features() -> FeatureTable:
+        return item_table
+
+    ranker = build_model_asset("ranker", attributes=True)
+    deps = {k.path[0] for k in ranker.keys_by_input_name.values()}
+    assert {"user_features", "item_features"} <= deps  # lineage: features -> ranker
+    small = {
+        "generators": [{"name": "ease", "params": {"lam": 50.0}}, {"name": "als", "params": {}}],
+        "n_candidates": 30,
+        "n_estimators": 10,
+        "num_threads": 1,
+    }
+    result = materialize(
+        [*upstream_assets(tables, p1), user_features, item_features, ranker],
+        resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
+        run_config={
+            "ops": {
+                "ranker_model": {"config": {"hyperparameters": small, "register_version": False}}
+            }
+        },
+    )
+    assert result.success
+    model = result.output_for_node("ranker_model").model
+    assert {"user.events_all", "user.age", "item.category_count"} <= set(model.feature_names())
+    (mat,) = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path[0] == "ranker_model"
+    ]
+    summary = mat.materialization.metadata["side_features"].value
+    assert summary["user"]["snapshot"] == snapshots[0].isoformat()
+    assert "events_all" in summary["user"]["columns"]
+    if "ranker" in {a.key.path[0].removesuffix("_model") for a in MODEL_ASSETS}:
+        (built,) = [a for a in MODEL_ASSETS if a.key.path[0] == "ranker_model"]
+        assert {"user_features", "item_features"} <= {
+            k.path[0] for k in built.keys_by_input_name.values()
+        }

@@ -3,6 +3,7 @@ feature importance, and a save/load round trip of the whole context."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from recs_assets.core.evaluation.protocols import stratified_split
 from recs_assets.core.evaluation.runner import SideTables, build_side_info, interaction_days
 from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import fold_splits
+from recs_assets.core.models.attributes import Attributes, attributes
 from recs_assets.core.models.base import RecommenderError
 from recs_assets.core.models.ranker import (
     RankerRecommender,
@@ -230,3 +232,64 @@ def test_without_item_categories_the_blend_fits_lightfm_as_pure_cf(split_and_sid
     ).fit(split.train)
     assert blend.params()["members"][1]["params"]["hybrid_items"] is False
     assert np.isfinite(blend.score(np.arange(3))).all()
+
+
+def test_attributes_are_one_column_per_attribute() -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "c"],
+            "age": [30, None, 50, 99],  # the later duplicate of c is ignored
+            "gender": ["F", "M", "F", "M"],  # text: rank by frequency, F (2) before M (1)
+            "signup_time": pd.to_datetime(["1970-01-02", "1970-01-03", None, None], utc=True),
+            "categories": ["x|y", "x", None, None],  # -> category_count
+            "constant": [1.0, 1.0, 1.0, 1.0],  # carries nothing: dropped
+            "empty": [None, None, None, None],  # carries nothing: dropped
+            "title": ["t1", "t2", "t3", "t4"],  # never an attribute
+        }
+    )
+    attrs = attributes(frame, "user_id", ["c", "a", "b", "zz"])
+    assert attrs.names == ("age", "gender", "signup_time", "category_count")
+    expected = np.array(
+        [
+            [50.0, 0.0, np.nan, np.nan],
+            [30.0, 0.0, 1.0, 2.0],
+            [np.nan, 1.0, 2.0, 1.0],
+            [np.nan] * 4,  # an id the table does not know
+        ]
+    )
+    np.testing.assert_array_equal(attrs.values, expected)
+    # constant over the ids asked for: gender (F, F) and signup_time (one known) carry nothing
+    assert attributes(frame, "user_id", ["c", "a"]).names == ("age",)
+    assert attributes(frame, "user_id", ["a", "c"], columns={"age"}).names == ("age",)
+    with pytest.raises(ValueError, match="lacks its key"):
+        attributes(frame, "item_id", ["a"])
+
+
+def test_ranker_trees_read_user_and_item_attributes(tmp_path: Path) -> None:
+    data = generate_synthetic(n_users=150, n_items=100, n_interactions=5_000, seed=3)
+    split = stratified_split(data.tables.interactions)
+    side = build_side_info(split, SideTables(users=data.tables.users, items=data.tables.items))
+    assert side.user_attributes is not None and side.item_attributes is not None
+    assert "quality" in side.item_attributes.names and "age" in side.user_attributes.names
+    model = RankerRecommender(**SMALL, prior="none").fit(split.train, side)
+    names = model.feature_names()
+    assert {"user.age", "item.quality"} <= set(names)
+    assert set(model.feature_importance()) == set(names)
+    assert sum(g for n, g in model.feature_importance().items() if "." in n) > 0
+    users = np.arange(split.train.n_users)
+    loaded = RankerRecommender.load(model.save(tmp_path / "ranker"))
+    assert loaded.feature_names() == names
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    # switched off, or absent from the side: the trees read no attribute
+    off = RankerRecommender(**SMALL, prior="none", attributes=False).fit(split.train, side)
+    assert not any("." in n for n in off.feature_names())
+    bare = build_side_info(split, SideTables(items=data.tables.items))
+    assert not [
+        n
+        for n in RankerRecommender(**SMALL).fit(split.train, bare).feature_names()
+        if n.startswith("user.")
+    ]
+    # attributes of another id map are refused, not silently misaligned
+    wrong = replace(side, user_attributes=Attributes(np.zeros((3, 1)), ("age",)))
+    with pytest.raises(RecommenderError, match="3 user attribute rows"):
+        RankerRecommender(**SMALL).fit(split.train, wrong)

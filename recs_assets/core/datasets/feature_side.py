@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from recs_assets.core.evaluation.protocols import Split
 from recs_assets.core.features.tables import FeatureTable
+from recs_assets.core.models.attributes import Attributes, attributes
 from recs_assets.core.models.base import SideInfo
 from recs_assets.core.models.feature_encoder import FeatureEncoder, fit_encoder
 
@@ -290,3 +291,58 @@ def feature_store_side(
         user_columns=user_columns,
         item_columns=item_columns,
     )
+
+
+@dataclass(frozen=True)
+class AttributeSide:
+    """Dense user and item attributes from the feature store, for the ranker's trees (either
+    None when its table was), and how they were read (``summary``)."""
+
+    users: Attributes | None
+    items: Attributes | None
+    snapshots: dict[str, tuple[datetime, bool]]  # entity -> (as_of, with_interactions)
+
+    def side_info(self, base: SideInfo | None = None) -> SideInfo:
+        """``base`` with these attributes."""
+        return replace(base or SideInfo(), user_attributes=self.users, item_attributes=self.items)
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-able description for metadata and MLflow (snapshot, leak rule, columns)."""
+        out: dict[str, object] = {}
+        for what, attrs in (("user", self.users), ("item", self.items)):
+            if attrs is not None and what in self.snapshots:
+                as_of, with_interactions = self.snapshots[what]
+                out[what] = {
+                    "snapshot": as_of.isoformat(),
+                    "interaction_features": with_interactions,
+                    "columns": list(attrs.names),
+                }
+        return out
+
+
+def feature_store_attributes(
+    split: Split,
+    user_table: FeatureTable | None,
+    item_table: FeatureTable | None,
+    *,
+    held_out: datetime | None = None,
+) -> AttributeSide:
+    """The ranker's attributes of ``split``'s users and items, point in time: each table's
+    newest snapshot that saw no held-out interaction (``choose_snapshot`` against ``held_out``,
+    default ``held_out_since(split)``), all its columns; else its newest snapshot, static
+    columns only (the leak rule, module docstring)."""
+    cut = held_out_since(split) if held_out is None else held_out
+    out: dict[str, Attributes | None] = {"user": None, "item": None}
+    stamps: dict[str, tuple[datetime, bool]] = {}
+    for what, table, ids in (
+        ("user", user_table, split.user_ids),
+        ("item", item_table, split.item_ids),
+    ):
+        if table is None:
+            continue
+        as_of, with_interactions = choose_snapshot(snapshots_of(table), cut)
+        frame = read_snapshot(table, as_of)
+        columns = None if with_interactions else STATIC_COLUMNS[what]
+        out[what] = attributes(frame, KEYS[what], ids, columns)
+        stamps[what] = (as_of, with_interactions)
+    return AttributeSide(out["user"], out["item"], stamps)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from recs_assets.core import metrics as M
 from recs_assets.core.evaluation.protocols import ImplicitFeedback, Split, make_split
+from recs_assets.core.models.attributes import attributes
 from recs_assets.core.models.base import InteractionMatrix, Recommender, SideInfo, top_k
 from recs_assets.core.models.popularity import PopularityRecommender
 from recs_assets.core.models.registry import MODEL_FACTORIES, model_factory
@@ -208,7 +209,8 @@ def user_segments(
 
 
 def build_side_info(split: Split, tables: SideTables | None) -> SideInfo:
-    """``SideInfo`` aligned with ``split``'s id maps: item categories, titles, user segments."""
+    """``SideInfo`` aligned with ``split``'s id maps: item categories, titles, user segments,
+    and the users' and items' attributes (for the ranker's trees)."""
     tables = tables or SideTables()
     cats, names, titles = None, (), None
     if tables.items is not None:
@@ -222,6 +224,13 @@ def build_side_info(split: Split, tables: SideTables | None) -> SideInfo:
         item_titles=titles,
         user_groups=user_segments(tables.users, split.user_ids, split.train),
         interaction_days=interaction_days(split),
+        # the raw tables hold static attributes only (no interaction counts): no leak
+        user_attributes=None
+        if tables.users is None
+        else attributes(tables.users, "user_id", split.user_ids),
+        item_attributes=None
+        if tables.items is None
+        else attributes(tables.items, "item_id", split.item_ids),
     )
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recs_assets.core.models.attributes import Attributes
+
 
 class RecommenderError(ValueError):
     """Raised for unusable input: empty or degenerate data, NaN, unknown ids, unfitted models."""
@@ -148,6 +150,8 @@ class SideInfo:
         user_groups: per-user segment labels by segment name (e.g. {"gender": array}), or None.
         interaction_days: (n_users, n_items) CSR whose entries are the day (days since the epoch,
             float) of each training interaction, for time-aware models; None when unknown.
+        user_attributes, item_attributes: dense per-entity attributes for tree models (the
+            ranker), e.g. from a point-in-time feature-store snapshot; None when unknown.
     """
 
     user_features: sp.csr_matrix | None = None
@@ -157,6 +161,8 @@ class SideInfo:
     item_titles: tuple[str, ...] | None = None
     user_groups: dict[str, np.ndarray] | None = None
     interaction_days: sp.csr_matrix | None = None
+    user_attributes: Attributes | None = None
+    item_attributes: Attributes | None = None
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

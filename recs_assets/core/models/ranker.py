@@ -10,7 +10,12 @@ LambdaRank model orders the candidates by features of the pair:
   item categories are known;
 - time, when the interactions carry days (``SideInfo.interaction_days``): the item's popularity
   inside the user's active period (widened by ``window_days``), its share of the item's whole
-  history, and the distance in days between the user's and the item's median interaction days.
+  history, and the distance in days between the user's and the item's median interaction days;
+- the user's and the item's attributes (``SideInfo.user_attributes`` / ``item_attributes``, one
+  column each, ``user.<name>`` / ``item.<name>``), when given and ``attributes`` is on: in the
+  pipeline they are the feature store's user and item features, read from the newest snapshot
+  that saw no held-out interaction (``datasets/feature_side.feature_store_attributes``). They
+  are stored with the model: serving reads each id's attributes as of the fit.
 
 The ranker is trained on candidates shaped like those it will rank: ``holdout_fraction`` of each
 user's training interactions is held out, the generators are fitted on the rest, their candidates
@@ -49,6 +54,7 @@ from recs_assets.core.models._helpers import (
     usable_members,
 )
 from recs_assets.core.models.als import ImplicitMFRecommender
+from recs_assets.core.models.attributes import Attributes
 from recs_assets.core.models.base import (
     InteractionMatrix,
     Recommender,
@@ -155,6 +161,8 @@ class Context:
     user_day_range: np.ndarray | None  # (n_users, 2): first and last day
     user_median_day: np.ndarray | None
     item_median_day: np.ndarray | None
+    user_attributes: np.ndarray | None = None  # (n_users, n_user_attributes)
+    item_attributes: np.ndarray | None = None  # (n_items, n_item_attributes)
 
 
 CONTEXT_ARRAYS: tuple[str, ...] = (
@@ -166,6 +174,8 @@ CONTEXT_ARRAYS: tuple[str, ...] = (
     "user_day_range",
     "user_median_day",
     "item_median_day",
+    "user_attributes",
+    "item_attributes",
 )
 
 
@@ -178,8 +188,30 @@ def _median_days(m: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+def side_attributes(
+    side: SideInfo | None, shape: tuple[int, int]
+) -> tuple[Attributes | None, Attributes | None]:
+    """The side's (user, item) attributes, each None when absent, without columns, or not
+    aligned with the (n_users, n_items) ``shape`` (which raises)."""
+    out: list[Attributes | None] = []
+    for what, attrs, n in (
+        ("user", None if side is None else side.user_attributes, shape[0]),
+        ("item", None if side is None else side.item_attributes, shape[1]),
+    ):
+        if attrs is not None and attrs.values.shape[0] != n:
+            raise RecommenderError(
+                f"ranker: {attrs.values.shape[0]} {what} attribute rows for {n} {what}s"
+            )
+        out.append(attrs if attrs is not None and attrs.names else None)
+    return out[0], out[1]
+
+
 def build_context(
-    train: sp.csr_matrix, side: SideInfo | None, window_days: float, n_bins: int = 256
+    train: sp.csr_matrix,
+    side: SideInfo | None,
+    window_days: float,
+    n_bins: int = 256,
+    attributes: bool = True,
 ) -> Context:
     binary = sp.csr_matrix(train, dtype=np.float32, copy=True)
     binary.data[:] = 1.0
@@ -213,6 +245,7 @@ def build_context(
             user_range = np.stack([first, last], axis=1)
             user_median = _median_days(days)
             item_median = _median_days(days.T.tocsr())
+    users, items = side_attributes(side, train.shape) if attributes else (None, None)
     return Context(
         np.log1p(item_count),
         np.log1p(user_count),
@@ -223,6 +256,8 @@ def build_context(
         user_range,
         user_median,
         item_median,
+        None if users is None else users.values,
+        None if items is None else items.values,
     )
 
 
@@ -263,6 +298,7 @@ class RankerRecommender(Recommender):
             ``n_folds`` folds is held out in turn and the generators are fitted on the others
             (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
         window_days: how far the user's active period is widened for the item-in-window counts.
+        attributes: whether the trees read the side's user and item attributes.
         prior: what the trees start from: ``fitted`` (z-scores weighted by held-out NDCG@10),
             ``sum`` (equal weights) or ``none``.
         validation_fraction: share of the held-out users LightGBM stops early on (and the prior
@@ -282,6 +318,7 @@ class RankerRecommender(Recommender):
         holdout_fraction: float = 0.2,
         n_folds: int = 1,
         window_days: float = 30.0,
+        attributes: bool = True,
         prior: str = "fitted",
         validation_fraction: float = 0.2,
         early_stopping_rounds: int = 20,
@@ -309,6 +346,7 @@ class RankerRecommender(Recommender):
             raise RecommenderError(f"{self.name}: n_folds must be >= 1")
         self.n_folds = int(n_folds)
         self.window_days = float(window_days)
+        self.attributes = bool(attributes)
         if prior not in PRIORS:
             raise RecommenderError(f"{self.name}: prior must be one of {PRIORS}, got {prior!r}")
         self.prior = prior
@@ -331,6 +369,7 @@ class RankerRecommender(Recommender):
         self.prior_ndcg_ = float("nan")  # held-out NDCG@10 of the prior alone (early-stop users)
         self.ranker_ndcg_ = float("nan")  # and of the prior plus the trees
         self.context_: Context | None = None
+        self.attribute_names_: tuple[str, ...] = ()  # user.<name>..., item.<name>...
         self.train_: sp.csr_matrix = sp.csr_matrix((0, 0))
 
     # ---- features ---------------------------------------------------------------------------
@@ -340,7 +379,7 @@ class RankerRecommender(Recommender):
             names += [f"{g['name']}_score", f"{g['name']}_z", f"{g['name']}_rank"]
         names += ["item_log_count", "user_log_count", "category_affinity"]
         names += ["item_in_user_window", "item_window_share", "median_day_gap"]
-        return names
+        return names + list(self.attribute_names_)
 
     def _candidates(
         self, models: Sequence[Recommender], seen: sp.csr_matrix, users: np.ndarray
@@ -397,6 +436,10 @@ class RankerRecommender(Recommender):
             cols.append(gap)
         else:
             cols += [np.full((n_users, n), np.nan)] * 3
+        if ctx.user_attributes is not None:
+            cols += [np.repeat(a[:, None], n, axis=1) for a in ctx.user_attributes[users].T]
+        if ctx.item_attributes is not None:
+            cols += list(np.moveaxis(ctx.item_attributes[cand], 2, 0))
         return np.stack([c.reshape(-1) for c in cols], axis=1)
 
     def _prior(self, zc: np.ndarray) -> np.ndarray:
@@ -433,7 +476,7 @@ class RankerRecommender(Recommender):
         candidates to ``out``, one group per user with a held-out item among them."""
         part = train.with_matrix(kept)
         models = [m.fit(part, side) for m in self._new_generators()]
-        ctx = build_context(kept, side, self.window_days)
+        ctx = build_context(kept, side, self.window_days, attributes=self.attributes)
         held = sp.csr_matrix(held)
         users = np.flatnonzero(np.diff(held.indptr) > 0)
         kept_csr = sp.csr_matrix(kept)
@@ -456,6 +499,13 @@ class RankerRecommender(Recommender):
 
         self._check_train(train)
         self.generators = usable_members(self.generators, side)
+        users, items = (
+            side_attributes(side, train.matrix.shape) if self.attributes else (None, None)
+        )
+        self.attribute_names_ = tuple(
+            [f"user.{n}" for n in (users.names if users else ())]
+            + [f"item.{n}" for n in (items.names if items else ())]
+        )
         data = _Groups()
         for kept, held in self._folds(train.matrix):
             if held.nnz:  # a fold of users with too few interactions may hold nothing out
@@ -527,7 +577,9 @@ class RankerRecommender(Recommender):
             else:
                 self.n_trees_, self.prior_weights_ = 0, self._prior_weights(zs, y3, seen)
         self.models_ = [m.fit(train, side) for m in self._new_generators()]
-        self.context_ = build_context(train.matrix, side, self.window_days)
+        self.context_ = build_context(
+            train.matrix, side, self.window_days, attributes=self.attributes
+        )
         self.train_ = sp.csr_matrix(train.matrix)
         self._fitted = True
         return self
@@ -597,6 +649,7 @@ class RankerRecommender(Recommender):
             "holdout_fraction": self.holdout_fraction,
             "n_folds": self.n_folds,
             "window_days": self.window_days,
+            "attributes": self.attributes,
             "prior": self.prior,
             "validation_fraction": self.validation_fraction,
             "early_stopping_rounds": self.early_stopping_rounds,
@@ -616,6 +669,7 @@ class RankerRecommender(Recommender):
             "prior_weights": self.prior_weights_,
             "n_trees": np.array([self.n_trees_]),
             "held_out_ndcg": np.array([self.prior_ndcg_, self.ranker_ndcg_]),
+            "attribute_names": np.array(self.attribute_names_, dtype=np.str_),
         }
         for name in CONTEXT_ARRAYS:
             value = getattr(self.context_, name)
@@ -637,6 +691,8 @@ class RankerRecommender(Recommender):
         else:  # saved before the prior existed: every tree, no prior (what it served then)
             self.prior_weights_ = np.zeros(len(self.generators))
             self.n_trees_ = int(self.booster_.num_trees())
+        names = state.get("attribute_names")
+        self.attribute_names_ = () if names is None else tuple(str(n) for n in names)
         arrays = {name: state.get(f"ctx/{name}") for name in CONTEXT_ARRAYS}
         cats = (
             csr_from_state("ctx/item_categories", state)
