@@ -187,7 +187,21 @@ def summarize_open_loop(rows: list[tuple[float, float, str]], rate: float) -> di
         "cache_miss": _quantiles(by_source.get("model", [])),
         "fallback": _quantiles(by_source.get("fallback", [])),
         "send_lag_p99_ms": round(float(np.percentile([r[1] for r in rows], 99)), 2),
+        "cache_miss_by_window": miss_timeline(rows, rate),
     }
+
+
+def miss_timeline(
+    rows: list[tuple[float, float, str]], rate: float, window_s: float = 5.0
+) -> list[dict[str, float]]:
+    """Cache misses per ``window_s`` of the schedule (request i is due at i / rate): how many,
+    and their p50 / p99 / max, to tell a cold-start queue from a steady tail."""
+    per = max(int(round(window_s * rate)), 1)
+    out = []
+    for start in range(0, len(rows), per):
+        ms = [r[0] for r in rows[start : start + per] if r[2] == "model"]
+        out.append({"from_s": round(start / rate, 1), **_quantiles(ms)})
+    return out
 
 
 def wait_ready(url: str, path: str, proc: subprocess.Popen, timeout: float = 180) -> None:

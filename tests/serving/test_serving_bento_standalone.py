@@ -36,6 +36,7 @@ from serving_helpers import ITEMS, LABELS, model_store, tiny_items, tiny_train, 
 
 from recs_assets.core.evaluation.runner import item_category_matrix
 from recs_assets.core.models.als import ImplicitMFRecommender
+from recs_assets.core.models.attributes import Attributes
 from recs_assets.core.models.base import Recommender, SideInfo
 from recs_assets.core.models.content import ContentRecommender
 from recs_assets.core.models.ease import EASERecommender
@@ -161,7 +162,13 @@ def export_family(home: Path, family: str) -> str:
     train = tiny_train()
     model = FAMILY_MODELS[family]()
     cats, names = item_category_matrix(tiny_items(), np.array(ITEMS))
-    model.fit(train, SideInfo(item_categories=cats, category_names=names))
+    # attributes too: the ranker stores them (and their names) with its state
+    users = Attributes(np.arange(train.n_users, dtype=np.float64)[:, None], ("age",))
+    items = Attributes(np.arange(train.n_items, dtype=np.float64)[:, None] % 3, ("price",))
+    side = SideInfo(
+        item_categories=cats, category_names=names, user_attributes=users, item_attributes=items
+    )
+    model.fit(train, side)
     serving = write_serving_folder(home.parent / "fit" / family, model)
     labels = {**LABELS, "model_version": f"{family}-1"}
     with model_store(home):
