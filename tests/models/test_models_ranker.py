@@ -16,11 +16,13 @@ from recs_assets.core.evaluation.runner import SideTables, build_side_info, inte
 from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import fold_splits
 from recs_assets.core.models.attributes import Attributes, attributes
-from recs_assets.core.models.base import RecommenderError
+from recs_assets.core.models.base import InteractionMatrix, RecommenderError, SideInfo
+from recs_assets.core.models.popularity import RecentPopularityRecommender
 from recs_assets.core.models.ranker import (
     RankerRecommender,
     fit_prior_weights,
     group_ndcg,
+    newest_split,
     surely_better,
     validation_groups,
 )
@@ -293,3 +295,56 @@ def test_ranker_trees_read_user_and_item_attributes(tmp_path: Path) -> None:
     wrong = replace(side, user_attributes=Attributes(np.zeros((3, 1)), ("age",)))
     with pytest.raises(RecommenderError, match="3 user attribute rows"):
         RankerRecommender(**SMALL).fit(split.train, wrong)
+
+
+def test_recent_popularity_weighs_interactions_by_their_age(tmp_path: Path) -> None:
+    # item 0: three old interactions; item 1: one on the newest day; item 2: none
+    m = sp.csr_matrix(np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=np.float32))
+    days = sp.csr_matrix(np.array([[10.0, 0, 0], [10.0, 0, 0], [10.0, 24.0, 0]]))
+    train = InteractionMatrix(m, np.array(["a", "b", "c"]), np.array(["x", "y", "z"]))
+    model = RecentPopularityRecommender(half_life_days=7.0).fit(
+        train, SideInfo(interaction_days=days)
+    )
+    assert model.has_days_
+    # 14 days old is two half-lives: each old interaction weighs 1/4
+    np.testing.assert_allclose(model.score(np.array([0]))[0], np.log1p([0.75, 1.0, 0.0]))
+    # without days: all-time counts
+    loaded = RecentPopularityRecommender.load(model.save(tmp_path / "recent"))
+    np.testing.assert_array_equal(loaded.score(np.array([2])), model.score(np.array([2])))
+    counts = RecentPopularityRecommender().fit(train)
+    assert not counts.has_days_
+    np.testing.assert_allclose(counts.score(np.array([1]))[0], np.log1p([3.0, 1.0, 0.0]))
+    with pytest.raises(RecommenderError, match="half_life_days"):
+        RecentPopularityRecommender(half_life_days=0)
+
+
+def test_ranker_learns_from_the_newest_interactions_with_a_recency_generator(
+    split_and_side, tmp_path: Path
+) -> None:
+    split, side = split_and_side
+    generators = [*SMALL["generators"], {"name": "recent_popularity", "params": {}}]
+    model = RankerRecommender(**{**SMALL, "generators": generators}, holdout="newest")
+    model.fit(split.train, side)
+    assert model.params()["holdout"] == "newest"
+    assert {"recent_popularity_z", "recent_popularity_rank"} <= set(model.feature_names())
+    recency = model.models_[-1]
+    assert isinstance(recency, RecentPopularityRecommender) and recency.has_days_
+    users = np.arange(split.train.n_users)
+    loaded = RankerRecommender.load(model.save(tmp_path / "ranker"))
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    with pytest.raises(RecommenderError, match="holdout must be one of"):
+        RankerRecommender(holdout="oldest")
+
+
+def test_newest_holdout_cuts_every_user_at_one_day() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((30, 20)) < 0.4).astype(np.float32)
+    m = sp.csr_matrix(dense)
+    days = m.copy()
+    days.data = rng.integers(1, 100, m.nnz).astype(np.float64)
+    kept, held = newest_split(m, days, 0.2)
+    assert kept.nnz + held.nnz == m.nnz and kept.multiply(held).nnz == 0
+    held_days = days.multiply(held > 0).tocsr().data
+    kept_days = days.multiply(kept > 0).tocsr().data
+    assert held_days.min() > kept_days.max()  # one cut in time for everyone
+    assert 0.15 < held.nnz / m.nnz < 0.25  # about the fraction (days tie at the cut)

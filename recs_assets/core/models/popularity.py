@@ -106,3 +106,59 @@ class PopularityRecommender(Recommender):
         self.group_counts_ = state["group_counts"]
         self.user_group_ = state["user_group"]
         self.group_labels_ = state["group_labels"]
+
+
+class RecentPopularityRecommender(Recommender):
+    """Scores every item by its time-decayed training count, the same for every user: each
+    training interaction weighs ``0.5 ** (age / half_life_days)``, its age counted back from the
+    newest training interaction, and the score is the log of one plus the sum. What is popular
+    now, which in a temporal split (P2) predicts the next days better than all-time popularity.
+
+    Needs the days of the interactions (``SideInfo.interaction_days``); without them every
+    interaction weighs 1 (all-time popularity), and ``has_days_`` says so.
+    """
+
+    name = "recent_popularity"
+
+    def __init__(self, half_life_days: float = 7.0) -> None:
+        super().__init__()
+        if not half_life_days > 0:
+            raise RecommenderError(f"{self.name}: half_life_days must be > 0")
+        self.half_life_days = float(half_life_days)
+        self.scores_: np.ndarray = np.empty(0)
+        self.has_days_ = False
+
+    def fit(self, train: InteractionMatrix, side: SideInfo | None = None) -> Self:
+        self._check_train(train)
+        binary = sp.csr_matrix(train.matrix, dtype=np.float64, copy=True)
+        binary.eliminate_zeros()
+        binary.data[:] = 1.0
+        days = None if side is None else side.interaction_days
+        weights = binary
+        self.has_days_ = False
+        if days is not None and days.shape == binary.shape:
+            # the days of this training matrix's entries only (a holdout part may be a subset)
+            kept = sp.csr_matrix(days).multiply(binary).tocsr()
+            kept.eliminate_zeros()
+            if kept.nnz == binary.nnz:
+                kept.data = 0.5 ** ((kept.data.max() - kept.data) / self.half_life_days)
+                weights, self.has_days_ = kept, True
+        self.scores_ = np.log1p(np.asarray(weights.sum(axis=0), dtype=np.float64).ravel())
+        self._fitted = True
+        return self
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        self._check_fitted()
+        users = self._check_users(users)
+        cols = slice(None) if items is None else self._check_items(items)
+        return np.tile(self.scores_[cols], (len(users), 1))
+
+    def params(self) -> dict[str, Any]:
+        return {"half_life_days": self.half_life_days}
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"scores": self.scores_, "has_days": np.array([self.has_days_])}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.scores_ = state["scores"]
+        self.has_days_ = bool(state["has_days"][0])

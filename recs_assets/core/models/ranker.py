@@ -64,11 +64,18 @@ from recs_assets.core.models.base import (
 )
 from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender
+from recs_assets.core.models.popularity import RecentPopularityRecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 
 GENERATOR_CLASSES: dict[str, type[Recommender]] = {
     cls.name: cls
-    for cls in (EASERecommender, ImplicitMFRecommender, RP3betaRecommender, LightFMRecommender)
+    for cls in (
+        EASERecommender,
+        ImplicitMFRecommender,
+        RP3betaRecommender,
+        LightFMRecommender,
+        RecentPopularityRecommender,
+    )
 }
 DEFAULT_GENERATORS: tuple[dict[str, Any], ...] = (
     {"name": "ease", "params": {}},
@@ -81,6 +88,7 @@ BLOCK = 512
 TIE_BREAK = 1e-6
 SINGLE_THREAD_ROWS = 10_000  # below this many rows, predict on one thread (see _predict_threads)
 PRIORS = ("fitted", "sum", "none")
+HOLDOUTS = ("random", "newest")
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 PRIOR_K = 10
 KEEP_Z = 1.645  # the trees are kept when their gain over the prior is above 0 at 95% (one-sided)
@@ -112,6 +120,29 @@ def validation_groups(
     n_val = min(max(int(round(len(users) * fraction)), 1), len(users) - 1)
     is_val = np.isin(group_users, np.random.default_rng(seed).permutation(users)[:n_val])
     return np.flatnonzero(is_val), np.flatnonzero(~is_val)
+
+
+def newest_split(
+    matrix: sp.csr_matrix, days: sp.csr_matrix, fraction: float
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(kept, held-out): the entries of ``matrix`` on or before the day that leaves
+    ``fraction`` of them after it, and those after it (``days``: the day of each entry)."""
+    m = sp.csr_matrix(matrix)
+    m.eliminate_zeros()
+    binary = m.copy()
+    binary.data[:] = 1.0
+    d = sp.csr_matrix(days).multiply(binary).tocsr()
+    d.eliminate_zeros()
+    if d.nnz != m.nnz:
+        raise RecommenderError("ranker: the interaction days do not cover the training entries")
+    cut = float(np.quantile(d.data, 1.0 - fraction))
+    late = d.copy()
+    late.data = (late.data > cut).astype(np.float64)
+    late.eliminate_zeros()
+    held = m.multiply(late).tocsr()
+    kept = (m - held).tocsr()
+    kept.eliminate_zeros()
+    return kept, held
 
 
 def surely_better(a: np.ndarray, b: np.ndarray, z: float = KEEP_Z) -> bool:
@@ -316,6 +347,7 @@ class RankerRecommender(Recommender):
         generators: Sequence[Mapping[str, Any]] | None = None,
         n_candidates: int = 100,
         holdout_fraction: float = 0.2,
+        holdout: str = "random",
         n_folds: int = 1,
         window_days: float = 30.0,
         attributes: bool = True,
@@ -342,6 +374,11 @@ class RankerRecommender(Recommender):
             raise RecommenderError(f"{self.name}: holdout_fraction must be in (0, 1)")
         self.n_candidates = int(n_candidates)
         self.holdout_fraction = float(holdout_fraction)
+        if holdout not in HOLDOUTS:
+            raise RecommenderError(
+                f"{self.name}: holdout must be one of {HOLDOUTS}, got {holdout!r}"
+            )
+        self.holdout = holdout
         if n_folds < 1:
             raise RecommenderError(f"{self.name}: n_folds must be >= 1")
         self.n_folds = int(n_folds)
@@ -457,9 +494,16 @@ class RankerRecommender(Recommender):
     def _new_generators(self) -> list[Recommender]:
         return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
 
-    def _folds(self, matrix: sp.csr_matrix) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    def _folds(
+        self, matrix: sp.csr_matrix, side: SideInfo | None = None
+    ) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
         """(kept, held-out) pairs: one random holdout of ``holdout_fraction``, or with ``n_folds``
-        > 1 every training interaction held out once, in one of ``n_folds`` folds."""
+        > 1 every training interaction held out once, in one of ``n_folds`` folds; with
+        ``holdout="newest"`` (and the interactions' days known) the newest ``holdout_fraction``
+        of the interactions, one cut in time for every user."""
+        days = None if side is None else side.interaction_days
+        if self.holdout == "newest" and days is not None and days.shape == matrix.shape:
+            return [newest_split(matrix, days, self.holdout_fraction)]
         if self.n_folds == 1:
             return [holdout_split(matrix, self.holdout_fraction, self.seed)]
         return fold_splits(matrix, self.n_folds, self.seed)
@@ -507,7 +551,7 @@ class RankerRecommender(Recommender):
             + [f"item.{n}" for n in (items.names if items else ())]
         )
         data = _Groups()
-        for kept, held in self._folds(train.matrix):
+        for kept, held in self._folds(train.matrix, side):
             if held.nnz:  # a fold of users with too few interactions may hold nothing out
                 self._training_groups(train, side, kept, held, data)
         if not data.xs:
@@ -647,6 +691,7 @@ class RankerRecommender(Recommender):
             "generators": self.generators,
             "n_candidates": self.n_candidates,
             "holdout_fraction": self.holdout_fraction,
+            "holdout": self.holdout,
             "n_folds": self.n_folds,
             "window_days": self.window_days,
             "attributes": self.attributes,

@@ -17,12 +17,13 @@ from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.ensemble import BlendRecommender
 from recs_assets.core.models.lightfm_model import LightFMRecommender, lightfm_bpr, lightfm_hybrid
 from recs_assets.core.models.ncf import NCFRecommender
-from recs_assets.core.models.popularity import PopularityRecommender
+from recs_assets.core.models.popularity import PopularityRecommender, RecentPopularityRecommender
 from recs_assets.core.models.ranker import RankerRecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender
 
 MODEL_FACTORIES: dict[str, Callable[..., Recommender]] = {
     "popularity": PopularityRecommender,
+    "recent_popularity": RecentPopularityRecommender,
     "ease": EASERecommender,
     "rp3beta": RP3betaRecommender,
     "lightfm": LightFMRecommender,
