@@ -76,7 +76,8 @@ def paired_json(report: EvaluationReport, protocol: str) -> dict[str, dict[str, 
 
 def report_json(report: EvaluationReport, protocol: str, paired: bool = True) -> dict[str, object]:
     """The ``--json`` document: ``{"protocol", "dataset", "k", "split", "models": {name: {...}},
-    "paired": {"a - b": {...}}}`` (``paired_json``).
+    "paired": {"a - b": {...}}, "fit": {name: {...}}}`` (``paired_json``; ``fit``: what the
+    models that report on their own fit say of it, e.g. the ranker's prior weights and trees).
 
     Non-finite values (an undefined metric, e.g. a gap with one group) are written as null.
     """
@@ -98,6 +99,11 @@ def report_json(report: EvaluationReport, protocol: str, paired: bool = True) ->
             for e in report.by_protocol(protocol)
         },
         "paired": paired_json(report, protocol) if paired else {},
+        "fit": {
+            e.model: {n: _json_number(v) for n, v in e.fit_summary.items()}
+            for e in report.by_protocol(protocol)
+            if e.fit_summary
+        },
     }
 
 
@@ -169,6 +175,10 @@ def eval_command(
             if values.get(m) is not None
         )
         click.echo(f"{name}: {shown}")
+    for name, summary in doc["fit"].items():  # type: ignore[union-attr]
+        # what a model says of its own fit, e.g. the ranker's prior weights and trees kept
+        shown = ", ".join(f"{n} {'n/a' if v is None else f'{v:.4g}'}" for n, v in summary.items())
+        click.echo(f"{name} fit: {shown}")
     for pair, d in doc["paired"].items():  # type: ignore[union-attr]
         verdict = "interval excludes 0" if d["low"] > 0 or d["high"] < 0 else "includes 0"
         click.echo(

@@ -66,3 +66,21 @@ def test_bad_arguments(args: list[str], message: str) -> None:
     result = CliRunner().invoke(eval_command, args)
     assert result.exit_code != 0
     assert message in result.output + str(result.exception)
+
+
+def test_eval_reports_what_the_ranker_fitted(tmp_path: Path) -> None:
+    from recs_assets.core.phase1.files import write_tables
+    from recs_assets.core.phase1.synthetic import generate_synthetic
+
+    data = generate_synthetic(n_users=150, n_items=100, n_interactions=5_000, seed=3)
+    write_tables(data.tables, tmp_path / "src")
+    out = tmp_path / "out.json"
+    args = ["--source", f"files:{tmp_path / 'src'}", "--models", "ranker,popularity"]
+    result = CliRunner().invoke(eval_command, [*args, "--no-paired", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(out.read_text())["fit"]
+    assert list(fit) == ["ranker"]  # popularity says nothing of its fit
+    weights = [v for n, v in fit["ranker"].items() if n.startswith("prior_weight.")]
+    assert len(weights) == 4 and sum(weights) == pytest.approx(1.0)
+    assert fit["ranker"]["trees"] >= 0 and 0 < fit["ranker"]["held_out_ndcg_prior"] <= 1
+    assert "ranker fit: prior_weight.ease" in result.output

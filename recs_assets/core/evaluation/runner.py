@@ -72,6 +72,8 @@ class ModelEvaluation:
         per_user_rows: the user indices (of the split's matrices) of those values.
         request_ms: percentiles (``p50``, ``p95``, ``p99``) of one-user request times in ms,
             when timed (``core.evaluation.latency``; what the latency gate reads).
+        fit_summary: what the fitted model says of its own fit, its ``summary()`` when it has
+            one (the ranker: the prior's weights, the trees kept, their held-out NDCG@10).
     """
 
     model: str
@@ -89,6 +91,7 @@ class ModelEvaluation:
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     per_user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     request_ms: dict[str, float] = field(default_factory=dict)
+    fit_summary: dict[str, float] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """Metrics plus timings in one flat dict (what ``recs eval --json`` writes per model)."""
@@ -292,6 +295,12 @@ def ranked_lists(
     return out, auc
 
 
+def fit_summary(model: Recommender) -> dict[str, float]:
+    """``model.summary()`` as floats when the model has one (the ranker), else empty."""
+    summary = getattr(model, "summary", None)
+    return {str(n): float(v) for n, v in summary().items()} if callable(summary) else {}
+
+
 # ---- one model --------------------------------------------------------------------------------------
 def _resolve(spec: ModelSpec) -> tuple[str, Callable[..., Recommender]]:
     if isinstance(spec, str):
@@ -398,7 +407,14 @@ def measure(
         score_seconds = time.perf_counter() - t0
         values = M.sampled_metrics(ranks, k, cand.shape[1])
         return ModelEvaluation(
-            name, split.protocol, k, values, fit_seconds, score_seconds, params=fitted.params()
+            name,
+            split.protocol,
+            k,
+            values,
+            fit_seconds,
+            score_seconds,
+            params=fitted.params(),
+            fit_summary=fit_summary(fitted),
         )
 
     cold = set(split.cold_users.tolist())
@@ -433,6 +449,7 @@ def measure(
         curve=curve,
         cold_start=cold_values,
         params=fitted.params(),
+        fit_summary=fit_summary(fitted),
         per_user={
             f"{name}@{k}": np.asarray(summary.per_user[name], dtype=np.float64)
             for name in PAIRED_METRICS
