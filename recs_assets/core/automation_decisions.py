@@ -124,29 +124,41 @@ def fingerprint(parts: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class DailyDecision:
-    """Whether the daily retrain runs, why, and the fingerprints it compared."""
+    """Whether the daily retrain runs, why, the source fingerprint it compared and the assets
+    Dagster reported stale."""
 
     run: bool
     reason: str
     data: str
-    code: str
+    stale: tuple[str, ...] = ()
+
+
+STALE_SHOWN = 5  # stale assets named in a reason (the rest counted)
 
 
 def decide_daily_retrain(
-    data_fp: str, code_fp: str, last_data_fp: str | None, last_code_fp: str | None
+    data_fp: str, last_data_fp: str | None, stale: Mapping[str, str]
 ) -> DailyDecision:
-    """Run when there was no earlier scheduled run, or the data or code fingerprint changed."""
-    if last_data_fp is None or last_code_fp is None:
-        return DailyDecision(True, "no earlier scheduled retrain", data_fp, code_fp)
-    changed = [
-        n
-        for n, a, b in (("data", data_fp, last_data_fp), ("code", code_fp, last_code_fp))
-        if a != b
-    ]
-    if changed:
-        return DailyDecision(True, f"{' and '.join(changed)} changed", data_fp, code_fp)
+    """Run when there was no earlier scheduled run, when the source's files changed (Dagster
+    cannot see them: ``data_fp`` against ``last_data_fp``), or when Dagster reports assets of
+    the job stale or missing (``stale``: asset -> why, e.g. its code version changed)."""
+    names = tuple(sorted(stale))
+    if last_data_fp is None:
+        return DailyDecision(True, "no earlier scheduled retrain", data_fp, names)
+    reasons = []
+    if data_fp != last_data_fp:
+        reasons.append("source data changed")
+    if names:
+        shown = "; ".join(f"{n} ({stale[n]})" for n in names[:STALE_SHOWN])
+        more = f" and {len(names) - STALE_SHOWN} more" if len(names) > STALE_SHOWN else ""
+        reasons.append(f"stale in Dagster: {shown}{more}")
+    if reasons:
+        return DailyDecision(True, ", ".join(reasons), data_fp, names)
     return DailyDecision(
-        False, "data and code unchanged since the last scheduled retrain", data_fp, code_fp
+        False,
+        "source data unchanged and every asset of the job fresh in Dagster since the last "
+        "scheduled retrain",
+        data_fp,
     )
 
 

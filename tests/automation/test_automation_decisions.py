@@ -73,13 +73,23 @@ def test_drift_retrain_ignores_warnings_unless_asked() -> None:
     assert decide_drift_retrain([_o("feature_drift/within", 8, True)], None).run_key is None
 
 
-def test_daily_retrain_runs_only_on_change() -> None:
-    data, code = fingerprint({"landing/b1": "1"}), fingerprint({"a.py": "x"})
-    assert decide_daily_retrain(data, code, None, None).run
-    unchanged = decide_daily_retrain(data, code, data, code)
-    assert not unchanged.run and "unchanged" in unchanged.reason
-    assert decide_daily_retrain("d2", code, data, code).reason == "data changed"
-    assert decide_daily_retrain("d2", "c2", data, code).reason == "data and code changed"
+def test_daily_retrain_runs_on_source_change_or_dagster_staleness() -> None:
+    data = fingerprint({"source/u.data": "100:1.0"})
+    first = decide_daily_retrain(data, None, {})
+    assert first.run and first.reason == "no earlier scheduled retrain"
+    unchanged = decide_daily_retrain(data, data, {})
+    assert not unchanged.run and "unchanged" in unchanged.reason and "fresh" in unchanged.reason
+    assert decide_daily_retrain("d2", data, {}).reason == "source data changed"
+    stale = {"ease_model": "ease_model has a new code version", "champion_model": "x"}
+    code = decide_daily_retrain(data, data, stale)
+    assert code.run and code.stale == ("champion_model", "ease_model")
+    assert code.reason == (
+        "stale in Dagster: champion_model (x); ease_model (ease_model has a new code version)"
+    )
+    both = decide_daily_retrain("d2", data, stale)
+    assert both.reason.startswith("source data changed, stale in Dagster: ")
+    many = decide_daily_retrain(data, data, {f"a{i}": "never materialized" for i in range(8)})
+    assert many.reason.endswith("and 3 more") and len(many.stale) == 8
     # fingerprints do not depend on the order of the parts
     assert fingerprint({"a": "1", "b": "2"}) == fingerprint({"b": "2", "a": "1"})
 

@@ -16,12 +16,14 @@ from dagster import (
     AssetMaterialization,
     DagsterInstance,
     DagsterRunStatus,
+    Definitions,
     RunRequest,
     SensorResult,
     SkipReason,
     asset,
     build_schedule_context,
     build_sensor_context,
+    define_asset_job,
     instance_for_test,
     materialize,
 )
@@ -29,7 +31,6 @@ from dagster._core.test_utils import create_run_for_test
 
 from recs_assets.automation.jobs import refresh_job, retrain_job
 from recs_assets.automation.schedules import (
-    CODE_TAG,
     DATA_TAG,
     SCHEDULE_TAG,
     build_daily_retrain_schedule,
@@ -38,6 +39,7 @@ from recs_assets.automation.sensors import build_drift_retrain_sensor, build_lan
 from recs_assets.core.phase1.synthetic import generate_batch, generate_preset
 from recs_assets.monitoring.feature_drift import feature_drift, feature_drift_within_limits
 from recs_assets.raw.partitions import RANGE_END_TAG, RANGE_START_TAG
+from recs_assets.raw.source_resource import SOURCE_ENV
 
 
 @pytest.fixture()
@@ -166,18 +168,50 @@ def test_drift_sensor_retrains_on_shifted_tastes_only(synthetic, instance: Dagst
     assert again.run_requests == []
 
 
-def test_daily_schedule_skips_when_nothing_changed(
-    tmp_path: Path, instance: DagsterInstance
-) -> None:
-    landing, code = tmp_path / "landing", tmp_path / "code"
-    landing.mkdir()
-    (code / "recs_assets").mkdir(parents=True)
-    (code / "recs_assets" / "m.py").write_text("x = 1\n")
-    (code / "pyproject.toml").write_text("[project]\n")
-    sched = build_daily_retrain_schedule(refresh_job, landing_dir=str(landing), code_root=str(code))
+def _versioned_assets(version: str) -> list:
+    """Two assets as Dagster versions them: ``scores`` (code version ``version``) -> ``report``."""
 
-    def evaluate() -> RunRequest | SkipReason:
-        return sched(build_schedule_context(instance=instance))
+    @asset(code_version=version)
+    def scores() -> int:
+        return 1
+
+    @asset(code_version="1")
+    def report(scores: int) -> int:
+        return scores + 1
+
+    return [scores, report]
+
+
+def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
+    tmp_path: Path, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    _touch(source / "interactions.csv", 1000.0)
+    monkeypatch.setenv(SOURCE_ENV, f"files:{source}")
+    job = define_asset_job("small_refresh", selection="*")
+    sched = build_daily_retrain_schedule(job)
+
+    # the definitions as two code versions would load them, built before any run (here a
+    # repository built after an in-process materialize fails: Dagster's definitions load
+    # context still refers to that run's instance)
+    repos = {
+        v: Definitions(
+            assets=_versioned_assets(v), jobs=[job], schedules=[sched]
+        ).get_repository_def()
+        for v in ("1", "2")
+    }
+
+    def evaluate(version: str = "1") -> RunRequest | SkipReason:
+        return sched(build_schedule_context(instance=instance, repository_def=repos[version]))
+
+    def record_success(request: RunRequest) -> None:
+        create_run_for_test(
+            instance,
+            job_name=job.name,
+            status=DagsterRunStatus.SUCCESS,
+            tags={**request.tags, SCHEDULE_TAG: "daily_retrain"},
+        )
 
     # nothing to refresh before raw_interactions has days
     nothing = evaluate()
@@ -186,45 +220,51 @@ def test_daily_schedule_skips_when_nothing_changed(
         instance.report_runless_asset_event(
             AssetMaterialization(asset_key="raw_interactions", partition=day)
         )
-
     first = evaluate()
     assert isinstance(first, RunRequest)
     assert first.tags["recs/reason"] == "no earlier scheduled retrain"
     # one run over the days materialized so far
     assert (first.tags[RANGE_START_TAG], first.tags[RANGE_END_TAG]) == ("2024-01-02", "2024-01-05")
-
-    def record_success(request: RunRequest) -> None:
-        create_run_for_test(
-            instance,
-            job_name=refresh_job.name,
-            status=DagsterRunStatus.SUCCESS,
-            tags={**request.tags, SCHEDULE_TAG: "daily_retrain"},
-        )
-
     record_success(first)
+
+    # the job's assets were never materialized: Dagster says so
+    missing = evaluate()
+    assert isinstance(missing, RunRequest)
+    assert missing.tags["recs/reason"] == (
+        "stale in Dagster: report (never materialized); scores (never materialized)"
+    )
+    assert materialize(_versioned_assets("1"), instance=instance).success
+    record_success(missing)
     skipped = evaluate()
     assert isinstance(skipped, SkipReason)
-    assert "unchanged" in skipped.skip_message
+    assert "unchanged" in skipped.skip_message and "fresh in Dagster" in skipped.skip_message
 
-    _touch(landing / "batch-1.parquet", 1234.0)
-    data_changed = evaluate()
-    assert isinstance(data_changed, RunRequest)
-    assert data_changed.tags["recs/reason"] == "data changed"
-    assert data_changed.tags[CODE_TAG] == first.tags[CODE_TAG]
-    assert data_changed.tags[DATA_TAG] != first.tags[DATA_TAG]
-    record_success(data_changed)
-
-    (code / "recs_assets" / "m.py").write_text("x = 2\n")
-    code_changed = evaluate()
-    assert (
-        isinstance(code_changed, RunRequest) and code_changed.tags["recs/reason"] == "code changed"
+    # new code for one asset: Dagster marks it stale, with the cause
+    code_changed = evaluate("2")
+    assert isinstance(code_changed, RunRequest)
+    assert code_changed.tags["recs/reason"] == (
+        "stale in Dagster: scores (scores has a new code version)"
     )
-
-    # a failed run does not count: the next evaluation still wants to run
+    assert code_changed.tags[DATA_TAG] == first.tags[DATA_TAG]
+    # a failed run does not count, and neither do Dagster's stale assets until rematerialized
     create_run_for_test(
         instance,
-        job_name=refresh_job.name,
+        job_name=job.name,
         status=DagsterRunStatus.FAILURE,
         tags={**code_changed.tags, SCHEDULE_TAG: "daily_retrain"},
     )
-    assert isinstance(evaluate(), RunRequest)
+    assert isinstance(evaluate("2"), RunRequest)
+    assert materialize(_versioned_assets("2"), instance=instance).success
+    assert isinstance(evaluate("2"), SkipReason)
+
+    # the source's files changed: Dagster cannot see that, the fingerprint does
+    _touch(source / "interactions.csv", 2000.0)
+    data_changed = evaluate("2")
+    assert isinstance(data_changed, RunRequest)
+    assert data_changed.tags["recs/reason"] == "source data changed"
+    assert data_changed.tags[DATA_TAG] != first.tags[DATA_TAG]
+    # landed batches are not the schedule's business: the landing sensor's runs materialize them
+    record_success(data_changed)
+    (tmp_path / "landing").mkdir()
+    _land(tmp_path / "landing" / "batch-1.parquet", 3000.0, "2024-01-06")
+    assert isinstance(evaluate("2"), SkipReason)
