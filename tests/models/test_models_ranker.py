@@ -348,3 +348,12 @@ def test_newest_holdout_cuts_every_user_at_one_day() -> None:
     kept_days = days.multiply(kept > 0).tocsr().data
     assert held_days.min() > kept_days.max()  # one cut in time for everyone
     assert 0.15 < held.nnz / m.nnz < 0.25  # about the fraction (days tie at the cut)
+
+
+def test_two_generators_of_one_family_keep_their_own_features(split_and_side) -> None:
+    split, side = split_and_side
+    generators = [*SMALL["generators"], {"name": "als", "params": {"factors": 8, "seed": 3}}]
+    model = RankerRecommender(**{**SMALL, "generators": generators}).fit(split.train, side)
+    assert model.generator_labels() == ["ease", "als", "als_2"]
+    assert {"als_z", "als_2_z"} <= set(model.feature_names())
+    assert {"prior_weight.als", "prior_weight.als_2"} <= set(model.summary())

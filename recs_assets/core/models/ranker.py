@@ -410,10 +410,21 @@ class RankerRecommender(Recommender):
         self.train_: sp.csr_matrix = sp.csr_matrix((0, 0))
 
     # ---- features ---------------------------------------------------------------------------
+    def generator_labels(self) -> list[str]:
+        """One label per generator: its family, numbered from the second of a family on
+        (``lightfm``, ``lightfm_2``), so two generators of one family keep their own features."""
+        seen: dict[str, int] = {}
+        labels = []
+        for g in self.generators:
+            seen[g["name"]] = seen.get(g["name"], 0) + 1
+            n = seen[g["name"]]
+            labels.append(g["name"] if n == 1 else f"{g['name']}_{n}")
+        return labels
+
     def feature_names(self) -> list[str]:
         names = []
-        for g in self.generators:
-            names += [f"{g['name']}_score", f"{g['name']}_z", f"{g['name']}_rank"]
+        for label in self.generator_labels():
+            names += [f"{label}_score", f"{label}_z", f"{label}_rank"]
         names += ["item_log_count", "user_log_count", "category_affinity"]
         names += ["item_in_user_window", "item_window_share", "median_day_gap"]
         return names + list(self.attribute_names_)
@@ -643,8 +654,8 @@ class RankerRecommender(Recommender):
         and with the trees on the held-out users LightGBM stopped on."""
         self._check_fitted()
         weights = {
-            f"prior_weight.{g['name']}": float(w)
-            for g, w in zip(self.generators, self.prior_weights_, strict=True)
+            f"prior_weight.{label}": float(w)
+            for label, w in zip(self.generator_labels(), self.prior_weights_, strict=True)
         }
         return {
             **weights,
