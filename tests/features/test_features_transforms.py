@@ -153,6 +153,47 @@ def test_contract_report_names_rows(spark) -> None:
     assert report.sample[0]["event_id"] == "c1"
 
 
+def test_contract_single_pass_flags_what_pandera_flags(spark) -> None:
+    from pandera.config import ValidationDepth, config_context
+
+    from recs_assets.core.features.table_contracts import CONTRACTS
+
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    good = ("e0", "u1", "i1", t, 10, 1, False, "web", "ios", "s1", 1, 0.0, None)
+    rows = [
+        good,
+        ("e1", "u1", "i1", t, 25, 1, False, "web", "ios", "s1", 2, 5.0, 5.0),  # hour 25
+        ("e2", "u1", "i1", t, 3, 0, False, None, "ios", "s1", 3, 5.0, 5.0),  # weekday 0, no device
+        ("e3", "u1", "i1", t, 3, 2, False, "web", "ios", "s1", 0, -1.0, -2.0),  # three rules
+    ]
+    df = spark.createDataFrame(
+        rows,
+        "event_id string, user_id string, item_id string, timestamp timestamp, hour_of_day int, "
+        "day_of_week int, is_weekend boolean, device string, platform string, session_key string, "
+        "position_in_session int, seconds_since_session_start double, "
+        "seconds_since_prev_event double",
+    )
+    report = check_contract("context_features", df)
+    assert not report.passed and report.failing_rows == 3
+    ours = {e["column"] for e in report.errors}
+    expected = {
+        "hour_of_day",
+        "day_of_week",
+        "device",
+        "position_in_session",
+        "seconds_since_session_start",
+        "seconds_since_prev_event",
+    }
+    assert ours == expected
+    # pandera's own data-level validation (one Spark job per rule) flags the same columns (it
+    # files the null device under SCHEMA, the ranges under DATA)
+    with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        errors = dict(CONTRACTS["context_features"].validate(df).pandera.errors or {})
+    theirs = {item["column"] for kind in errors.values() for r in kind.values() for item in r}
+    assert theirs == expected
+    assert check_contract("context_features", df.where("event_id = 'e0'")).passed
+
+
 def test_snapshot_times() -> None:
     newest = datetime(2024, 2, 5, 12, tzinfo=UTC)
     oldest = datetime(2024, 1, 1, tzinfo=UTC)

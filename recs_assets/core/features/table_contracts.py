@@ -1,8 +1,11 @@
 """Data contracts for the feature tables: ``pandera.pyspark`` models, and a report of violations.
 
 pandera on Spark does not raise: it records problems in ``df.pandera.errors``. ``check_contract``
-validates, reads those errors, and turns the model's column rules into a Spark filter so the
-report also counts the failing rows and carries a sample of them.
+lets pandera check the schema (columns present, their types), and checks the model's column
+rules (nullability, ranges, allowed values) itself, in one Spark pass: pandera's own data-level
+validation runs one Spark job per rule, 6-12 s per feature table on ML-100K against under 1 s
+for the single pass (``tests/features`` shows both flag the same columns). The pass also counts
+the failing rows and samples a few.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from functools import reduce
 from typing import Any
 
 import pyspark.sql.types as T
+from pandera.config import ValidationDepth, config_context
 from pandera.pyspark import DataFrameModel, Field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -162,25 +166,37 @@ def _violation(column: str, nullable: bool, checks: list[Any]) -> Column | None:
             parts.append((col > hi) if stats.get("include_max", True) else (col >= hi))
         elif check.name == "isin":
             parts.append(~col.isin(list(stats["allowed_values"])))
+        else:  # a rule this pass cannot check would pass unseen: refuse it
+            raise ValueError(f"column {column!r}: no single-pass check for rule {check.name!r}")
     # comparisons with null are null: coalesce so a null value only fails the nullability rule
     parts = [F.coalesce(p, F.lit(False)) for p in parts]
     return reduce(lambda a, b: a | b, parts) if parts else None
 
 
-def failing_rows_filter(table: str, df: DataFrame) -> Column | None:
-    """Predicate over ``df`` selecting rows that break ``table``'s contract column rules."""
+def column_rules(table: str, df: DataFrame) -> dict[str, tuple[Column, str]]:
+    """Column -> (predicate true on the rows of ``df`` that break its rules, the rules' names),
+    for the columns of ``table``'s contract that ``df`` has."""
     schema = CONTRACTS[table].to_schema()
-    preds: list[Column] = []
+    out: dict[str, tuple[Column, str]] = {}
     for name, col in schema.columns.items():
         if name in df.columns:
             pred = _violation(name, bool(col.nullable), list(col.checks))
             if pred is not None:
-                preds.append(pred)
-    preds += [
-        F.coalesce(F.col(c).isNull() | (F.col(c) < 0), F.lit(True))
-        for c in COUNT_FAMILIES[table]
-        if c in df.columns
-    ]
+                rules = [] if col.nullable else ["not_nullable"]
+                rules += [check.name for check in col.checks]
+                out[name] = (pred, ", ".join(rules))
+    for c in COUNT_FAMILIES[table]:
+        if c in df.columns:
+            out[c] = (
+                F.coalesce(F.col(c).isNull() | (F.col(c) < 0), F.lit(True)),
+                "not_nullable, greater_than_or_equal_to",
+            )
+    return out
+
+
+def failing_rows_filter(table: str, df: DataFrame) -> Column | None:
+    """Predicate over ``df`` selecting rows that break ``table``'s contract column rules."""
+    preds = [pred for pred, _ in column_rules(table, df).values()]
     return reduce(lambda a, b: a | b, preds) if preds else None
 
 
@@ -204,7 +220,8 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
     """Validate ``df`` against ``table``'s contract and count / sample the failing rows."""
     if table not in CONTRACTS:
         raise ValueError(f"no contract for {table!r}; known: {sorted(CONTRACTS)}")
-    validated = CONTRACTS[table].validate(df)
+    with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
+        validated = CONTRACTS[table].validate(df)
     errors = _flatten(dict(validated.pandera.errors or {}))
     missing_family = [c for c in COUNT_FAMILIES[table] if c not in df.columns]
     errors += [
@@ -216,11 +233,29 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
         }
         for c in missing_family
     ]
-    predicate = failing_rows_filter(table, df)
-    if predicate is None:
+    rules = column_rules(table, df)
+    if not rules:
         return ContractReport(table, errors, 0, [])
+    predicate = reduce(lambda a, b: a | b, [pred for pred, _ in rules.values()])
+    # one pass: the rows failing each column's rules, and the rows failing any
+    counts = df.select(
+        F.count(F.when(predicate, 1)).alias("__any"),
+        *[F.count(F.when(pred, 1)).alias(f"__{i}") for i, (pred, _) in enumerate(rules.values())],
+    ).first()
+    assert counts is not None
+    for i, (column, (_, names)) in enumerate(rules.items()):
+        n = int(counts[f"__{i}"])
+        if n:
+            errors.append(
+                {
+                    "kind": "DATA/DATAFRAME_CHECK",
+                    "column": column,
+                    "check": names,
+                    "error": f"{n} row(s) break the column's rules ({names})",
+                }
+            )
+    n_bad = int(counts["__any"])
     bad = df.where(predicate)
-    n_bad = bad.count()
     sample = [row.asDict() for row in bad.limit(sample_size).collect()] if n_bad else []
     return ContractReport(table, errors, n_bad, sample)
 
@@ -232,5 +267,6 @@ __all__ = [
     "ItemFeaturesModel",
     "UserFeaturesModel",
     "check_contract",
+    "column_rules",
     "failing_rows_filter",
 ]
