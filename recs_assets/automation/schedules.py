@@ -5,12 +5,15 @@ files changed, since its last successful run.
   version computed from its source (``platform/code_versions.py``), so an asset whose code
   changed, or whose upstream data was rematerialized since, shows as stale in the UI and here.
   Batches that land are materialized by the landing sensor's runs, which leave the assets fresh.
-- The source's files (a ``files:`` or ``movielens:`` folder): Dagster cannot see them, so their
-  size and mtime are fingerprinted and compared with the tag of the last scheduled run.
+- What Dagster's code versions do not cover, fingerprinted and compared with the tags of the
+  last scheduled run: the source's files (a ``files:`` or ``movielens:`` folder: size and mtime)
+  and the serving environment (``bento/`` and ``pyproject.toml``: the service and the pinned
+  packages that the code versions of ``recs_assets`` modules do not hash).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -29,10 +32,12 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from dagster._time import get_current_datetime
 
 from recs_assets.core.automation_decisions import decide_daily_retrain, fingerprint
+from recs_assets.core.paths import REPO_ROOT
 from recs_assets.raw.partitions import materialized_range, range_tags
 from recs_assets.raw.source_resource import SOURCE_ENV
 
 DATA_TAG = "recs/data_fingerprint"
+ENV_TAG = "recs/serving_env_fingerprint"
 SCHEDULE_TAG = "dagster/schedule_name"
 
 
@@ -46,6 +51,16 @@ def data_fingerprint(source_spec: str) -> str:
                 st = p.stat()
                 parts[f"source/{p.name}"] = f"{st.st_size}:{st.st_mtime}"
     return fingerprint(parts)
+
+
+def serving_env_fingerprint(root: Path = REPO_ROOT) -> str:
+    """SHA-256 over the paths and contents of ``bento/`` and ``pyproject.toml``."""
+    digest = hashlib.sha256()
+    for f in sorted([*root.glob("bento/**/*"), root / "pyproject.toml"]):
+        if f.is_file() and "__pycache__" not in f.parts:
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
 
 
 def stale_assets(context: ScheduleEvaluationContext, job_name: str) -> dict[str, str]:
@@ -84,6 +99,7 @@ def build_daily_retrain_schedule(
     job: UnresolvedAssetJobDefinition,
     cron: str = "0 3 * * *",
     name: str = "daily_retrain",
+    env_root: str = "",
 ):
     """A schedule that runs ``job`` at ``cron`` (UTC) when Dagster reports assets of the job
     stale or the source's files changed (the module docstring), over the days of
@@ -100,12 +116,19 @@ def build_daily_retrain_schedule(
     )
     def _daily(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         data_fp = data_fingerprint(os.environ.get(SOURCE_ENV, "") or "synthetic")
+        env_fp = serving_env_fingerprint(Path(env_root) if env_root else REPO_ROOT)
         last = context.instance.get_runs(
             filters=RunsFilter(tags={SCHEDULE_TAG: name}, statuses=[DagsterRunStatus.SUCCESS]),
             limit=1,
         )
-        last_data = last[0].tags.get(DATA_TAG) if last else None
-        decision = decide_daily_retrain(data_fp, last_data, stale_assets(context, job.name))
+        tags = last[0].tags if last else {}
+        decision = decide_daily_retrain(
+            data_fp,
+            tags.get(DATA_TAG) if last else None,
+            stale_assets(context, job.name),
+            env_fp,
+            tags.get(ENV_TAG),
+        )
         if not decision.run:
             return SkipReason(decision.reason)
         days = materialized_range(context.instance)
@@ -114,6 +137,7 @@ def build_daily_retrain_schedule(
         return RunRequest(
             tags={
                 DATA_TAG: data_fp,
+                ENV_TAG: env_fp,
                 "recs/trigger": "daily",
                 "recs/reason": decision.reason[:1000],
                 **range_tags(*days),

@@ -137,17 +137,25 @@ STALE_SHOWN = 5  # stale assets named in a reason (the rest counted)
 
 
 def decide_daily_retrain(
-    data_fp: str, last_data_fp: str | None, stale: Mapping[str, str]
+    data_fp: str,
+    last_data_fp: str | None,
+    stale: Mapping[str, str],
+    env_fp: str = "",
+    last_env_fp: str | None = None,
 ) -> DailyDecision:
     """Run when there was no earlier scheduled run, when the source's files changed (Dagster
-    cannot see them: ``data_fp`` against ``last_data_fp``), or when Dagster reports assets of
-    the job stale or missing (``stale``: asset -> why, e.g. its code version changed)."""
+    cannot see them: ``data_fp`` against ``last_data_fp``), when the serving environment changed
+    (``bento/``, ``pyproject.toml``: ``env_fp`` against ``last_env_fp``; a last run without it
+    counts as unchanged), or when Dagster reports assets of the job stale or missing
+    (``stale``: asset -> why, e.g. its code version changed)."""
     names = tuple(sorted(stale))
     if last_data_fp is None:
         return DailyDecision(True, "no earlier scheduled retrain", data_fp, names)
     reasons = []
     if data_fp != last_data_fp:
         reasons.append("source data changed")
+    if last_env_fp is not None and env_fp != last_env_fp:
+        reasons.append("serving environment (bento/, pyproject.toml) changed")
     if names:
         shown = "; ".join(f"{n} ({stale[n]})" for n in names[:STALE_SHOWN])
         more = f" and {len(names) - STALE_SHOWN} more" if len(names) > STALE_SHOWN else ""
@@ -156,8 +164,8 @@ def decide_daily_retrain(
         return DailyDecision(True, ", ".join(reasons), data_fp, names)
     return DailyDecision(
         False,
-        "source data unchanged and every asset of the job fresh in Dagster since the last "
-        "scheduled retrain",
+        "source data and serving environment unchanged and every asset of the job fresh in "
+        "Dagster since the last scheduled retrain",
         data_fp,
     )
 

@@ -88,6 +88,9 @@ def test_daily_retrain_runs_on_source_change_or_dagster_staleness() -> None:
     )
     both = decide_daily_retrain("d2", data, stale)
     assert both.reason.startswith("source data changed, stale in Dagster: ")
+    env = decide_daily_retrain(data, data, {}, "e2", "e1")
+    assert env.run and env.reason == "serving environment (bento/, pyproject.toml) changed"
+    assert not decide_daily_retrain(data, data, {}, "e2", None).run  # a run from before the tag
     many = decide_daily_retrain(data, data, {f"a{i}": "never materialized" for i in range(8)})
     assert many.reason.endswith("and 3 more") and len(many.stale) == 8
     # fingerprints do not depend on the order of the parts

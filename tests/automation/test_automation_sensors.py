@@ -16,7 +16,9 @@ from dagster import (
     AssetMaterialization,
     DagsterInstance,
     DagsterRunStatus,
+    DataVersion,
     Definitions,
+    Output,
     RunRequest,
     SensorResult,
     SkipReason,
@@ -34,9 +36,11 @@ from recs_assets.automation.schedules import (
     DATA_TAG,
     SCHEDULE_TAG,
     build_daily_retrain_schedule,
+    stale_assets,
 )
 from recs_assets.automation.sensors import build_drift_retrain_sensor, build_landing_sensor
 from recs_assets.core.phase1.synthetic import generate_batch, generate_preset
+from recs_assets.definitions import defs
 from recs_assets.monitoring.feature_drift import feature_drift, feature_drift_within_limits
 from recs_assets.raw.partitions import RANGE_END_TAG, RANGE_START_TAG
 from recs_assets.raw.source_resource import SOURCE_ENV
@@ -168,12 +172,13 @@ def test_drift_sensor_retrains_on_shifted_tastes_only(synthetic, instance: Dagst
     assert again.run_requests == []
 
 
-def _versioned_assets(version: str) -> list:
-    """Two assets as Dagster versions them: ``scores`` (code version ``version``) -> ``report``."""
+def _versioned_assets(version: str, value: int = 1) -> list:
+    """Two assets as Dagster versions them: ``scores`` (code version ``version``, its data version
+    its value) -> ``report``."""
 
     @asset(code_version=version)
-    def scores() -> int:
-        return 1
+    def scores() -> Output[int]:
+        return Output(value, data_version=DataVersion(str(value)))
 
     @asset(code_version="1")
     def report(scores: int) -> int:
@@ -189,12 +194,14 @@ def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
     source.mkdir()
     _touch(source / "interactions.csv", 1000.0)
     monkeypatch.setenv(SOURCE_ENV, f"files:{source}")
+    env = tmp_path / "env"
+    (env / "bento").mkdir(parents=True)
+    (env / "bento" / "bentofile.yaml").write_text("service: a\n")
+    (env / "pyproject.toml").write_text("[project]\n")
     job = define_asset_job("small_refresh", selection="*")
-    sched = build_daily_retrain_schedule(job)
+    sched = build_daily_retrain_schedule(job, env_root=str(env))
 
-    # the definitions as two code versions would load them, built before any run (here a
-    # repository built after an in-process materialize fails: Dagster's definitions load
-    # context still refers to that run's instance)
+    # the definitions as two code versions would load them
     repos = {
         v: Definitions(
             assets=_versioned_assets(v), jobs=[job], schedules=[sched]
@@ -203,7 +210,13 @@ def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
     }
 
     def evaluate(version: str = "1") -> RunRequest | SkipReason:
-        return sched(build_schedule_context(instance=instance, repository_def=repos[version]))
+        # the context closes what it opened on the instance now, not when garbage-collected
+        # during a later test
+        with build_schedule_context(instance=instance, repository_def=repos[version]) as context:
+            return sched(context)
+
+    def run(assets: list) -> bool:
+        return materialize(assets, instance=instance).success
 
     def record_success(request: RunRequest) -> None:
         create_run_for_test(
@@ -233,7 +246,7 @@ def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
     assert missing.tags["recs/reason"] == (
         "stale in Dagster: report (never materialized); scores (never materialized)"
     )
-    assert materialize(_versioned_assets("1"), instance=instance).success
+    assert run(_versioned_assets("1"))
     record_success(missing)
     skipped = evaluate()
     assert isinstance(skipped, SkipReason)
@@ -254,7 +267,7 @@ def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
         tags={**code_changed.tags, SCHEDULE_TAG: "daily_retrain"},
     )
     assert isinstance(evaluate("2"), RunRequest)
-    assert materialize(_versioned_assets("2"), instance=instance).success
+    assert run(_versioned_assets("2"))
     assert isinstance(evaluate("2"), SkipReason)
 
     # the source's files changed: Dagster cannot see that, the fingerprint does
@@ -263,8 +276,30 @@ def test_daily_schedule_follows_dagster_staleness_and_the_source_files(
     assert isinstance(data_changed, RunRequest)
     assert data_changed.tags["recs/reason"] == "source data changed"
     assert data_changed.tags[DATA_TAG] != first.tags[DATA_TAG]
-    # landed batches are not the schedule's business: the landing sensor's runs materialize them
     record_success(data_changed)
-    (tmp_path / "landing").mkdir()
-    _land(tmp_path / "landing" / "batch-1.parquet", 3000.0, "2024-01-06")
     assert isinstance(evaluate("2"), SkipReason)
+
+    # new data upstream (scores rematerialized alone, with another value): its dependant is stale
+    assert run(_versioned_assets("2", value=5)[:1])
+    upstream = evaluate("2")
+    assert isinstance(upstream, RunRequest)
+    assert upstream.tags["recs/reason"].startswith("stale in Dagster: report (")
+    assert run(_versioned_assets("2", value=5))
+    record_success(upstream)
+    assert isinstance(evaluate("2"), SkipReason)
+
+    # the service or the pinned packages changed: Dagster's code versions do not hash them
+    (env / "bento" / "bentofile.yaml").write_text("service: b\n")
+    served = evaluate("2")
+    assert isinstance(served, RunRequest)
+    assert served.tags["recs/reason"] == "serving environment (bento/, pyproject.toml) changed"
+
+
+def test_stale_assets_on_the_real_definitions(instance: DagsterInstance) -> None:
+    repo = defs.get_repository_def()
+    with build_schedule_context(instance=instance, repository_def=repo) as context:
+        stale = stale_assets(context, "refresh_job")
+    # a fresh instance: every unpartitioned asset of the job is missing, the daily raw
+    # partitions are the landing sensor's and the source's business
+    assert stale and set(stale.values()) == {"never materialized"}
+    assert "champion_model" in stale and "raw_interactions" not in stale

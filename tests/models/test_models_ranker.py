@@ -357,3 +357,76 @@ def test_two_generators_of_one_family_keep_their_own_features(split_and_side) ->
     assert model.generator_labels() == ["ease", "als", "als_2"]
     assert {"als_z", "als_2_z"} <= set(model.feature_names())
     assert {"prior_weight.als", "prior_weight.als_2"} <= set(model.summary())
+
+
+def test_dynamic_attributes_are_kept_only_when_they_predate_the_labels(split_and_side) -> None:
+    split, side = split_and_side
+    days = side.interaction_days
+    n = split.train.n_users
+    values = np.stack([np.arange(n, dtype=np.float64), np.arange(n) % 7.0], axis=1)
+
+    def fitted(as_of_day: float) -> RankerRecommender:
+        users = Attributes(values, ("age", "events_all"), (False, True), as_of_day)
+        model = RankerRecommender(**SMALL)
+        return model.fit(split.train, replace(side, user_attributes=users))
+
+    # computed before every interaction: the counts cannot hold the ranker's labels
+    before = fitted(float(days.data.min()) - 1.0)
+    assert {"user.age", "user.events_all"} <= set(before.feature_names())
+    # computed at the end of the data: they count the held-out labels, so they are left out
+    after = fitted(float(days.data.max()))
+    assert "user.age" in after.feature_names()
+    assert "user.events_all" not in after.feature_names()
+    # labels of unknown days: static columns only
+    no_days = replace(side, interaction_days=None)
+    users = Attributes(values, ("age", "events_all"), (False, True), 0.0)
+    unknown = RankerRecommender(**SMALL).fit(split.train, replace(no_days, user_attributes=users))
+    assert "user.events_all" not in unknown.feature_names()
+
+
+def test_attributes_mark_dynamic_columns_and_count_categories() -> None:
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "categories": ["x|y", "x", "z|y|w"],
+            "price": [1.0, 2.0, 3.0],
+            "events_all": [5, 0, 2],
+        }
+    )
+    attrs = attributes(
+        frame, "item_id", ["a", "b", "c"], static={"categories", "price"}, as_of_day=9.0
+    )
+    assert attrs.names == ("category_count", "price", "events_all")
+    assert attrs.dynamic == (False, False, True) and attrs.as_of_day == 9.0
+    assert attrs.usable_before(10.0) is attrs
+    early = attrs.usable_before(9.0)  # computed on the day the labels start: they count
+    assert early.names == ("category_count", "price") and early.as_of_day is None
+    # a table with its own count: the categories are counted only when the count is not read
+    counted = frame.assign(category_count=[9, 9, 1])
+    only_categories = attributes(counted, "item_id", ["a", "b", "c"], columns={"categories"})
+    assert only_categories.names == ("category_count",)
+    np.testing.assert_array_equal(only_categories.values[:, 0], [2.0, 1.0, 3.0])
+    own = attributes(counted, "item_id", ["a", "b", "c"])
+    assert own.names.count("category_count") == 1
+    np.testing.assert_array_equal(own.values[:, own.names.index("category_count")], [9, 9, 1])
+    with pytest.raises(ValueError, match="as_of_day"):
+        attributes(frame, "item_id", ["a", "b"], static={"price"})
+
+
+def test_newest_holdout_needs_days_and_one_cut(split_and_side) -> None:
+    split, side = split_and_side
+    with pytest.raises(RecommenderError, match="needs the days"):
+        RankerRecommender(**SMALL, holdout="newest").fit(
+            split.train, replace(side, interaction_days=None)
+        )
+    with pytest.raises(RecommenderError, match="n_folds=1"):
+        RankerRecommender(holdout="newest", n_folds=3)
+    # half the interactions on the newest day: that day is held out
+    m = sp.csr_matrix(np.ones((4, 5), dtype=np.float32))
+    days = m.copy()
+    days.data = np.array([1.0] * 10 + [2.0] * 10)
+    kept, held = newest_split(m, days, 0.2)
+    assert held.nnz == 10 and kept.nnz == 10
+    days.data[:] = 3.0
+    with pytest.raises(RecommenderError, match="one day"):
+        newest_split(m, days, 0.2)

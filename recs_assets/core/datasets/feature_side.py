@@ -303,8 +303,13 @@ class AttributeSide:
     snapshots: dict[str, tuple[datetime, bool]]  # entity -> (as_of, with_interactions)
 
     def side_info(self, base: SideInfo | None = None) -> SideInfo:
-        """``base`` with these attributes."""
-        return replace(base or SideInfo(), user_attributes=self.users, item_attributes=self.items)
+        """``base`` with these attributes (an entity without a feature table keeps base's)."""
+        side = base or SideInfo()
+        return replace(
+            side,
+            user_attributes=side.user_attributes if self.users is None else self.users,
+            item_attributes=side.item_attributes if self.items is None else self.items,
+        )
 
     def summary(self) -> dict[str, object]:
         """A JSON-able description for metadata and MLflow (snapshot, leak rule, columns)."""
@@ -330,7 +335,9 @@ def feature_store_attributes(
     """The ranker's attributes of ``split``'s users and items, point in time: each table's
     newest snapshot that saw no held-out interaction (``choose_snapshot`` against ``held_out``,
     default ``held_out_since(split)``), all its columns; else its newest snapshot, static
-    columns only (the leak rule, module docstring)."""
+    columns only (the leak rule, module docstring). The interaction-derived columns are marked
+    dynamic with the snapshot's day: the ranker also leaves them out when they would count its
+    own training labels (``Attributes.usable_before``)."""
     cut = held_out_since(split) if held_out is None else held_out
     out: dict[str, Attributes | None] = {"user": None, "item": None}
     stamps: dict[str, tuple[datetime, bool]] = {}
@@ -343,6 +350,9 @@ def feature_store_attributes(
         as_of, with_interactions = choose_snapshot(snapshots_of(table), cut)
         frame = read_snapshot(table, as_of)
         columns = None if with_interactions else STATIC_COLUMNS[what]
-        out[what] = attributes(frame, KEYS[what], ids, columns)
+        day = (_utc(as_of) - pd.Timestamp(0, tz="UTC")).total_seconds() / 86400.0
+        out[what] = attributes(
+            frame, KEYS[what], ids, columns, static=STATIC_COLUMNS[what], as_of_day=day
+        )
         stamps[what] = (as_of, with_interactions)
     return AttributeSide(out["user"], out["item"], stamps)

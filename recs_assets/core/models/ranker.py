@@ -35,7 +35,7 @@ The test split is never seen. State is npz arrays only (the booster as its text 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -138,6 +138,12 @@ def newest_split(
     cut = float(np.quantile(d.data, 1.0 - fraction))
     late = d.copy()
     late.data = (late.data > cut).astype(np.float64)
+    if not late.data.any():  # the newest day holds more than the fraction: hold it out
+        late.data = (d.data >= cut).astype(np.float64)
+    if late.data.all():
+        raise RecommenderError(
+            "ranker: every training interaction is on one day; holdout='newest' needs two"
+        )
     late.eliminate_zeros()
     held = m.multiply(late).tocsr()
     kept = (m - held).tocsr()
@@ -235,6 +241,37 @@ def side_attributes(
             )
         out.append(attrs if attrs is not None and attrs.names else None)
     return out[0], out[1]
+
+
+def label_safe_attributes(
+    side: SideInfo | None, folds: Sequence[tuple[sp.csr_matrix, sp.csr_matrix]]
+) -> SideInfo | None:
+    """``side`` with the dynamic attributes (interaction counts of a feature-store snapshot)
+    kept only when computed before the earliest interaction the ranker learns from (its
+    held-out folds): otherwise they would count its own labels. Labels of unknown days (no
+    ``interaction_days``) keep the static attributes only. The trees are fitted and served on
+    the same columns."""
+    if side is None or (side.user_attributes is None and side.item_attributes is None):
+        return side
+    earliest: float | None = None
+    days = side.interaction_days
+    if days is not None:
+        firsts = []
+        for _, held in folds:
+            held_days = sp.csr_matrix(days).multiply(sp.csr_matrix(held) != 0).tocsr()
+            held_days.eliminate_zeros()
+            if held_days.nnz:
+                firsts.append(float(held_days.data.min()))
+        earliest = min(firsts) if firsts else None
+    return replace(
+        side,
+        user_attributes=None
+        if side.user_attributes is None
+        else side.user_attributes.usable_before(earliest),
+        item_attributes=None
+        if side.item_attributes is None
+        else side.item_attributes.usable_before(earliest),
+    )
 
 
 def build_context(
@@ -379,6 +416,8 @@ class RankerRecommender(Recommender):
                 f"{self.name}: holdout must be one of {HOLDOUTS}, got {holdout!r}"
             )
         self.holdout = holdout
+        if holdout == "newest" and n_folds != 1:
+            raise RecommenderError(f"{self.name}: holdout='newest' is one cut in time: n_folds=1")
         if n_folds < 1:
             raise RecommenderError(f"{self.name}: n_folds must be >= 1")
         self.n_folds = int(n_folds)
@@ -512,8 +551,13 @@ class RankerRecommender(Recommender):
         > 1 every training interaction held out once, in one of ``n_folds`` folds; with
         ``holdout="newest"`` (and the interactions' days known) the newest ``holdout_fraction``
         of the interactions, one cut in time for every user."""
-        days = None if side is None else side.interaction_days
-        if self.holdout == "newest" and days is not None and days.shape == matrix.shape:
+        if self.holdout == "newest":
+            days = None if side is None else side.interaction_days
+            if days is None or days.shape != matrix.shape:
+                raise RecommenderError(
+                    f"{self.name}: holdout='newest' needs the days of the training "
+                    "interactions (SideInfo.interaction_days); use holdout='random'"
+                )
             return [newest_split(matrix, days, self.holdout_fraction)]
         if self.n_folds == 1:
             return [holdout_split(matrix, self.holdout_fraction, self.seed)]
@@ -554,6 +598,8 @@ class RankerRecommender(Recommender):
 
         self._check_train(train)
         self.generators = usable_members(self.generators, side)
+        folds = self._folds(train.matrix, side)
+        side = label_safe_attributes(side, folds)
         users, items = (
             side_attributes(side, train.matrix.shape) if self.attributes else (None, None)
         )
@@ -562,7 +608,7 @@ class RankerRecommender(Recommender):
             + [f"item.{n}" for n in (items.names if items else ())]
         )
         data = _Groups()
-        for kept, held in self._folds(train.matrix, side):
+        for kept, held in folds:
             if held.nnz:  # a fold of users with too few interactions may hold nothing out
                 self._training_groups(train, side, kept, held, data)
         if not data.xs:
