@@ -1,11 +1,13 @@
 """Data contracts for the feature tables: ``pandera.pyspark`` models, and a report of violations.
 
 pandera on Spark does not raise: it records problems in ``df.pandera.errors``. ``check_contract``
-lets pandera check the schema (columns present, their types), and checks the model's column
-rules (nullability, ranges, allowed values) itself, in one Spark pass: pandera's own data-level
-validation runs one Spark job per rule, 6-12 s per feature table on ML-100K against under 1 s
-for the single pass (``tests/features`` shows both flag the same columns). The pass also counts
-the failing rows and samples a few.
+lets pandera check the schema (columns present, their types, on no rows), and checks the
+model's column rules (nullability, ranges, allowed values) itself, in one Spark pass: pandera's
+own validation runs one Spark job per rule. On ML-100K's feature tables (warm session, idle
+machine) a check took 3.9 / 2.4 / 1.6 s (user / item / context) with pandera at full depth,
+2.0 / 1.5 / 1.1 s with pandera's schema level on the rows plus the single pass, and 1.3 / 0.9 /
+0.8 s with it on no rows (this). ``tests/features`` shows both ways flag the
+same columns. The pass also counts the failing rows and samples a few.
 """
 
 from __future__ import annotations
@@ -220,8 +222,10 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
     """Validate ``df`` against ``table``'s contract and count / sample the failing rows."""
     if table not in CONTRACTS:
         raise ValueError(f"no contract for {table!r}; known: {sorted(CONTRACTS)}")
+    # pandera checks the columns and their types on the schema alone (no rows: on pyspark even
+    # its schema level runs a job per nullable column); nullability is in the pass below
     with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-        validated = CONTRACTS[table].validate(df)
+        validated = CONTRACTS[table].validate(df.limit(0))
     errors = _flatten(dict(validated.pandera.errors or {}))
     missing_family = [c for c in COUNT_FAMILIES[table] if c not in df.columns]
     errors += [
