@@ -197,11 +197,29 @@ def _table(
     return FeatureTable(f"{entity}_features", str(path), len(frame), tuple(frame.columns), snaps)
 
 
+def _feature_assets(
+    tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
+) -> tuple[FeatureTable, FeatureTable, list]:
+    """The two feature tables on disk and the ``user_features`` / ``item_features`` assets
+    that hand them downstream."""
+    user_table = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
+    item_table = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
+
+    @asset
+    def user_features() -> FeatureTable:
+        return user_table
+
+    @asset
+    def item_features() -> FeatureTable:
+        return item_table
+
+    return user_table, item_table, [user_features, item_features]
+
+
 def test_feature_store_side_reads_the_clean_snapshot(
     tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
 ) -> None:
-    users = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
-    items = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
+    users, items, _ = _feature_assets(tmp_path, tables, p1, snapshots)
     side = feature_store_side(p1, users, items)
     assert side.users is not None and side.items is not None
     # The snapshot before the first held-out event passes the leak rule, so its counts are used.
@@ -228,16 +246,7 @@ def test_the_pipeline_wires_features_into_the_hybrid_model() -> None:
 def test_hybrid_model_asset_fits_on_the_feature_tables(
     tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
 ) -> None:
-    user_table = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
-    item_table = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
-
-    @asset
-    def user_features() -> FeatureTable:
-        return user_table
-
-    @asset
-    def item_features() -> FeatureTable:
-        return item_table
+    user_table, item_table, feature_assets = _feature_assets(tmp_path, tables, p1, snapshots)
 
     hybrid = build_model_asset(
         "lightfm_hybrid", feature_store=True, defaults={"hybrid_users": True}
@@ -247,7 +256,7 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(
     tracker = MlflowTracker(local_root=str(tmp_path / "mlflow"))
     small = {"no_components": 8, "epochs": 3}
     result = materialize(
-        [*upstream_assets(tables, p1), user_features, item_features, hybrid],
+        [*upstream_assets(tables, p1), *feature_assets, hybrid],
         resources={"mlflow_tracker": tracker},
         run_config={
             "ops": {
@@ -289,8 +298,7 @@ def test_hybrid_model_asset_fits_on_the_feature_tables(
 def test_feature_store_attributes_follow_the_leak_rule(
     tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
 ) -> None:
-    users = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
-    items = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
+    users, items, _ = _feature_assets(tmp_path, tables, p1, snapshots)
     clean = feature_store_attributes(p1, users, items)
     assert clean.users is not None and clean.items is not None
     # the snapshot before the first held-out event: its interaction counts too
@@ -318,16 +326,7 @@ def test_feature_store_attributes_follow_the_leak_rule(
 def test_ranker_asset_reads_attributes_from_the_feature_tables(
     tmp_path: Path, tables: Phase1Tables, p1: Split, snapshots: tuple[datetime, datetime]
 ) -> None:
-    user_table = _table(tmp_path, "user", [str(u) for u in p1.user_ids], tables, snapshots)
-    item_table = _table(tmp_path, "item", [str(i) for i in p1.item_ids], tables, snapshots)
-
-    @asset
-    def user_features() -> FeatureTable:
-        return user_table
-
-    @asset
-    def item_features() -> FeatureTable:
-        return item_table
+    user_table, item_table, feature_assets = _feature_assets(tmp_path, tables, p1, snapshots)
 
     ranker = build_model_asset("ranker", attributes=True)
     deps = {k.path[0] for k in ranker.keys_by_input_name.values()}
@@ -339,7 +338,7 @@ def test_ranker_asset_reads_attributes_from_the_feature_tables(
         "num_threads": 1,
     }
     result = materialize(
-        [*upstream_assets(tables, p1), user_features, item_features, ranker],
+        [*upstream_assets(tables, p1), *feature_assets, ranker],
         resources={"mlflow_tracker": MlflowTracker(local_root=str(tmp_path / "mlflow"))},
         run_config={
             "ops": {
