@@ -147,13 +147,13 @@ def test_asset_health_sensor_alerts_once_per_failed_check(receiver: Receiver) ->
         defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
 
         def evaluate(cursor: str | None):
-            ctx = build_sensor_context(
+            with build_sensor_context(
                 cursor=cursor,
                 instance=instance,
                 definitions=defs,
                 resources={"alert_webhook": hook},
-            )
-            return asset_health_alert(ctx)
+            ) as ctx:
+                return asset_health_alert(ctx)
 
         first = evaluate(None)
         assert len(receiver.bodies) == 1

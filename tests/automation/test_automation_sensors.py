@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -52,6 +53,13 @@ def instance():
         yield inst
 
 
+def _tick(sensor_def: Any, cursor: str | None, instance: DagsterInstance) -> Any:
+    """One evaluation of ``sensor_def``; its context is closed here, not when garbage-collected
+    during a later test (see the schedule test)."""
+    with build_sensor_context(cursor=cursor, instance=instance) as context:
+        return sensor_def(context)
+
+
 def _touch(path: Path, mtime: float) -> None:
     path.write_bytes(b"x")
     os.utime(path, (mtime, mtime))
@@ -80,12 +88,12 @@ def test_landing_sensor_requests_once_per_new_batch(
 ) -> None:
     sensor_def = build_landing_sensor(refresh_job, landing_dir=str(tmp_path))
 
-    empty = sensor_def(build_sensor_context(cursor=None, instance=instance))
+    empty = _tick(sensor_def, None, instance)
     assert isinstance(empty, SensorResult) and empty.run_requests == []
     assert empty.cursor == "{}"
 
     _land(tmp_path / "batch-1.parquet", 1000.0, "2024-04-02", "2024-04-01")
-    first = sensor_def(build_sensor_context(cursor=empty.cursor, instance=instance))
+    first = _tick(sensor_def, empty.cursor, instance)
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.run_key.startswith("landing-")
@@ -95,11 +103,11 @@ def test_landing_sensor_requests_once_per_new_batch(
     assert request.tags[RANGE_END_TAG] == "2024-04-02"
     assert json.loads(first.cursor) == {"batch-1.parquet": 1000.0}
 
-    again = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
+    again = _tick(sensor_def, first.cursor, instance)
     assert again.run_requests == [] and again.cursor == first.cursor
 
     _land(tmp_path / "batch-2.csv", 2000.0, "2024-04-03")
-    second = sensor_def(build_sensor_context(cursor=first.cursor, instance=instance))
+    second = _tick(sensor_def, first.cursor, instance)
     assert [r.tags["recs/batches"] for r in second.run_requests] == ["batch-2.csv"]
     assert second.run_requests[0].tags[RANGE_START_TAG] == "2024-04-03"
     assert json.loads(second.cursor) == {"batch-1.parquet": 1000.0, "batch-2.csv": 2000.0}
@@ -110,7 +118,7 @@ def test_landing_sensor_skips_a_batch_it_cannot_read_and_says_why(
 ) -> None:
     sensor_def = build_landing_sensor(refresh_job, landing_dir=str(tmp_path))
     (tmp_path / "broken.parquet").write_bytes(b"x")
-    result = sensor_def(build_sensor_context(cursor="{}", instance=instance))
+    result = _tick(sensor_def, "{}", instance)
     assert result.run_requests == []
     assert "broken.parquet" in result.skip_reason.skip_message
     assert "cannot be read" in result.skip_reason.skip_message
@@ -153,13 +161,13 @@ def test_drift_sensor_retrains_on_shifted_tastes_only(synthetic, instance: Dagst
     sensor_def = build_drift_retrain_sensor(retrain_job)
 
     assert _materialize_drift(synthetic, 0.0, instance) is True
-    calm = sensor_def(build_sensor_context(cursor=None, instance=instance))
+    calm = _tick(sensor_def, None, instance)
     assert calm.run_requests == []  # unshifted batch: the check passed, no retraining
     check_key = "feature_drift:feature_drift_within_limits"
     first_id = json.loads(calm.cursor)[check_key]
 
     assert _materialize_drift(synthetic, 1.0, instance) is False
-    drifted = sensor_def(build_sensor_context(cursor=calm.cursor, instance=instance))
+    drifted = _tick(sensor_def, calm.cursor, instance)
     assert len(drifted.run_requests) == 1
     request = drifted.run_requests[0]
     assert request.tags["recs/trigger"] == "drift"
@@ -168,7 +176,7 @@ def test_drift_sensor_retrains_on_shifted_tastes_only(synthetic, instance: Dagst
     assert request.run_key == f"checks-feature_drift.feature_drift_within_limits@{new_id}"
 
     # the same failed evaluation does not retrain twice
-    again = sensor_def(build_sensor_context(cursor=drifted.cursor, instance=instance))
+    again = _tick(sensor_def, drifted.cursor, instance)
     assert again.run_requests == []
 
 
