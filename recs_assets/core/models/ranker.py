@@ -14,8 +14,10 @@ LambdaRank model orders the candidates by features of the pair:
 - the user's and the item's attributes (``SideInfo.user_attributes`` / ``item_attributes``, one
   column each, ``user.<name>`` / ``item.<name>``), when given and ``attributes`` is on: in the
   pipeline they are the feature store's user and item features, read from the newest snapshot
-  that saw no held-out interaction (``datasets/feature_side.feature_store_attributes``). They
-  are stored with the model: serving reads each id's attributes as of the fit.
+  that saw no held-out interaction (``datasets/feature_side.feature_store_attributes``); their
+  interaction-derived columns only when that snapshot also predates the interactions the ranker
+  learns from (``label_safe_attributes``). They are stored with the model: serving reads each
+  id's attributes as of the fit.
 
 The ranker is trained on candidates shaped like those it will rank: ``holdout_fraction`` of each
 user's training interactions is held out, the generators are fitted on the rest, their candidates
