@@ -11,6 +11,7 @@ A blocking check per raw table fails when more than ``max_rejected_share`` of it
 quarantined (for interactions: of the run's days), so nothing downstream runs on bad data.
 """
 
+import hashlib
 from collections.abc import Iterator
 from typing import Literal
 
@@ -23,6 +24,7 @@ from dagster import (
     AssetKey,
     AssetOut,
     Config,
+    DataVersion,
     MetadataValue,
     Output,
     asset_check,
@@ -112,13 +114,17 @@ def raw_tables(
     for table, key in RAW_ASSETS.items():
         frame = result.tables.table(table)
         yield Output(
-            frame, output_name=key, metadata=_table_metadata(frame, result.stats[table], phase1)
+            frame,
+            output_name=key,
+            metadata=_table_metadata(frame, result.stats[table], phase1),
+            data_version=content_version(frame),
         )
     undated = undated_interactions(source.interactions, *partition_bounds())
     quarantine = pd.concat([result.quarantine, undated], ignore_index=True)
     yield Output(
         quarantine,
         output_name="quarantined_rows",
+        data_version=content_version(quarantine),
         metadata={
             "dagster/row_count": len(quarantine),
             "by_table": MetadataValue.json(_counts(quarantine, "table")),
@@ -230,6 +236,15 @@ def daily_interactions(
     context.log.info(
         f"{span}: {result.valid_rows}/{result.rows_in} events valid over {len(days)} day(s)"
     )
+
+
+def content_version(frame: pd.DataFrame) -> DataVersion:
+    """A data version from the table's content (columns and rows, not their order in memory's
+    index): Dagster marks what depends on the table stale when it changes, and not when a rerun
+    wrote the same rows."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return DataVersion(digest.hexdigest()[:24])
 
 
 def _table_metadata(
