@@ -124,7 +124,7 @@ def build_daily_retrain_schedule(
         tags = last[0].tags if last else {}
         decision = decide_daily_retrain(
             data_fp,
-            tags.get(DATA_TAG) if last else None,
+            tags.get(DATA_TAG),
             stale_assets(context, job.name),
             env_fp,
             tags.get(ENV_TAG),

@@ -196,12 +196,6 @@ def column_rules(table: str, df: DataFrame) -> dict[str, tuple[Column, str]]:
     return out
 
 
-def failing_rows_filter(table: str, df: DataFrame) -> Column | None:
-    """Predicate over ``df`` selecting rows that break ``table``'s contract column rules."""
-    preds = [pred for pred, _ in column_rules(table, df).values()]
-    return reduce(lambda a, b: a | b, preds) if preds else None
-
-
 def _flatten(errors: dict[str, Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for kind, by_reason in errors.items():
@@ -272,5 +266,4 @@ __all__ = [
     "UserFeaturesModel",
     "check_contract",
     "column_rules",
-    "failing_rows_filter",
 ]

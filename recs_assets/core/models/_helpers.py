@@ -31,6 +31,15 @@ def csr_from_state(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
     )
 
 
+def days_on(days: sp.spmatrix, mask: sp.spmatrix) -> sp.csr_matrix:
+    """The interaction days (``SideInfo.interaction_days``) of the entries ``mask`` stores
+    (ones, or booleans), empty entries dropped: the days of a training or held-out part, which
+    may be a subset of the days' entries."""
+    out = sp.csr_matrix(days).multiply(mask).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
 def check_finite(name: str, what: str, arr: np.ndarray) -> None:
     """Raise ``RecommenderError`` when ``arr`` holds NaN or inf (a diverged fit)."""
     if not np.all(np.isfinite(arr)):

@@ -12,6 +12,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recs_assets.core.models._helpers import days_on
 from recs_assets.core.models.base import InteractionMatrix, Recommender, RecommenderError, SideInfo
 
 
@@ -138,8 +139,7 @@ class RecentPopularityRecommender(Recommender):
         self.has_days_ = False
         if days is not None and days.shape == binary.shape:
             # the days of this training matrix's entries only (a holdout part may be a subset)
-            kept = sp.csr_matrix(days).multiply(binary).tocsr()
-            kept.eliminate_zeros()
+            kept = days_on(days, binary)
             if kept.nnz == binary.nnz:
                 kept.data = 0.5 ** ((kept.data.max() - kept.data) / self.half_life_days)
                 weights, self.has_days_ = kept, True

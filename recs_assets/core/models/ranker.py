@@ -48,6 +48,7 @@ from recs_assets.core.models._helpers import (
     coordinate_search,
     csr_from_state,
     csr_state,
+    days_on,
     fold_splits,
     holdout_split,
     load_nested,
@@ -133,8 +134,7 @@ def newest_split(
     m.eliminate_zeros()
     binary = m.copy()
     binary.data[:] = 1.0
-    d = sp.csr_matrix(days).multiply(binary).tocsr()
-    d.eliminate_zeros()
+    d = days_on(days, binary)
     if d.nnz != m.nnz:
         raise RecommenderError("ranker: the interaction days do not cover the training entries")
     cut = float(np.quantile(d.data, 1.0 - fraction))
@@ -260,8 +260,7 @@ def label_safe_attributes(
     if days is not None:
         firsts = []
         for _, held in folds:
-            held_days = sp.csr_matrix(days).multiply(sp.csr_matrix(held) != 0).tocsr()
-            held_days.eliminate_zeros()
+            held_days = days_on(days, sp.csr_matrix(held) != 0)
             if held_days.nnz:
                 firsts.append(float(held_days.data.min()))
         earliest = min(firsts) if firsts else None
@@ -294,10 +293,7 @@ def build_context(
     cum = edges = user_range = user_median = item_median = None
     days = None if side is None else side.interaction_days
     if days is not None and days.shape == train.shape:
-        days = sp.csr_matrix(days)
-        # keep the training entries only (a holdout part may be a subset of the days' entries)
-        days = days.multiply(binary).tocsr()
-        days.eliminate_zeros()
+        days = days_on(days, binary)  # the training entries' days only
         if days.nnz:
             lo, hi = float(days.data.min()), float(days.data.max())
             edges = np.linspace(lo, hi + 1e-9, n_bins + 1)
