@@ -132,6 +132,47 @@ USER_CATALOG: tuple[FeatureSpec, ...] = (
 )
 
 
+def share_columns(categories: Sequence[str]) -> list[str]:
+    """The share and entropy columns (0.0 for a user without events), in output order."""
+    return [
+        *category_columns(CATEGORY_PREFIX, categories),
+        *(f"hour_share_{name}" for name, _, _ in DAY_PARTS),
+        *(f"dow_share_{d}" for d in WEEKDAYS),
+        "weekend_share",
+        "hour_entropy",
+        "dow_entropy",
+    ]
+
+
+def user_columns(categories: Sequence[str]) -> list[str]:
+    """The columns of a ``user_features`` table for ``categories``, in order (every engine)."""
+    shares = share_columns(categories)
+    return [
+        "user_id",
+        "feature_timestamp",
+        *COUNT_COLUMNS[: 3 * (len(EVENT_TYPES) + 1)],
+        "distinct_items",
+        "days_since_last_event",
+        "days_since_first_event",
+        "rating_count",
+        "rating_mean",
+        "rating_var",
+        *category_columns(CATEGORY_PREFIX, categories),
+        "top_category",
+        "session_count",
+        "events_per_session",
+        "session_length_s",
+        *shares[len(categories) :],
+        "active_days",
+        "age",
+        "gender",
+        "occupation",
+        "region",
+        "signup_device",
+        "account_age_days",
+    ]
+
+
 def _counts(ev: DataFrame) -> DataFrame:
     aggs = []
     for days in (*WINDOWS_DAYS, None):
@@ -200,7 +241,8 @@ def _category_shares(ev: DataFrame, items: DataFrame, categories: Sequence[str])
         .agg(F.sum("weight").alias("mass"))
     )
     total = F.sum("mass").over(Window.partitionBy("user_id"))
-    top = Window.partitionBy("user_id").orderBy(F.desc("mass"), F.asc("category"))
+    # ranked on the mass to 9 decimals: 1/k weights summed in another order must still tie
+    top = Window.partitionBy("user_id").orderBy(F.desc(F.round("mass", 9)), F.asc("category"))
     shares = mass.withColumn("share", F.col("mass") / total)
     top_cat = (
         shares.withColumn("_rank", F.row_number().over(top))
@@ -281,38 +323,9 @@ def user_features(
         demographics,
     ):
         out = out.join(part, "user_id", "left")
-    share_cols = [
-        *category_columns(CATEGORY_PREFIX, categories),
-        *(f"hour_share_{name}" for name, _, _ in DAY_PARTS),
-        *(f"dow_share_{d}" for d in WEEKDAYS),
-        "weekend_share",
-        "hour_entropy",
-        "dow_entropy",
-    ]
+    share_cols = share_columns(categories)
     out = out.fillna(0, subset=list(COUNT_COLUMNS)).fillna(0.0, subset=share_cols)
-    ordered = [
-        "user_id",
-        *COUNT_COLUMNS[: 3 * (len(EVENT_TYPES) + 1)],
-        "distinct_items",
-        "days_since_last_event",
-        "days_since_first_event",
-        "rating_count",
-        "rating_mean",
-        "rating_var",
-        *category_columns(CATEGORY_PREFIX, categories),
-        "top_category",
-        "session_count",
-        "events_per_session",
-        "session_length_s",
-        *share_cols[len(categories) :],
-        "active_days",
-        "age",
-        "gender",
-        "occupation",
-        "region",
-        "signup_device",
-        "account_age_days",
-    ]
+    ordered = ["user_id", *user_columns(categories)[2:]]
     return out.select(as_of_col(as_of).alias("feature_timestamp"), *ordered).select(
         "user_id", "feature_timestamp", *ordered[1:]
     )
