@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -148,3 +149,49 @@ def read_table(
 def delete_table(root: Path | str, table: str) -> None:
     """Remove ``table`` and all its partitions (nothing when absent)."""
     shutil.rmtree(table_dir(root, table), ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table on storage, not read yet: the engine that reads it (Spark, DuckDB, pyarrow)
+    decides how, so handing it over starts no engine.
+
+    Attributes:
+        root: the tables root.
+        table: the table's name.
+        keys: the partitions to read, in order; None for the whole table.
+    """
+
+    root: Path
+    table: str
+    keys: tuple[str, ...] | None = None
+
+    @property
+    def folder(self) -> Path:
+        return table_dir(self.root, self.table)
+
+    def files(self) -> list[str]:
+        """The Parquet files of the table (or of ``keys``), in key order."""
+        if self.keys is None:
+            whole = self.folder / DATA_FILE
+            if whole.is_file():
+                return [str(whole)]
+            keys: Sequence[str] = partitions(self.root, self.table)
+        else:
+            keys = self.keys
+        return [str(partition_dir(self.root, self.table, k) / DATA_FILE) for k in keys]
+
+    def row_count(self) -> int:
+        """Rows in the files, from their Parquet footers (no data read)."""
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files())
+
+    def spark(self, session: Any) -> Any:
+        """The table as a Spark DataFrame over its files (Spark reads them, not the driver),
+        without the partition column."""
+        everything = self.keys is None or set(self.keys) == set(partitions(self.root, self.table))
+        if everything:
+            frame = session.read.parquet(str(self.folder))
+        else:
+            paths = [str(partition_dir(self.root, self.table, k)) for k in self.keys or ()]
+            frame = session.read.option("basePath", str(self.folder)).parquet(*paths)
+        return frame.drop(PARTITION_COLUMN) if PARTITION_COLUMN in frame.columns else frame

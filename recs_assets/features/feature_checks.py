@@ -1,4 +1,5 @@
-"""Blocking contract checks on the feature tables: pandera on Spark, failing rows in metadata."""
+"""Blocking contract checks on the feature tables, failing rows in metadata: the pandera models
+checked by Spark on a cluster, by DuckDB on the table's files in local mode (no JVM to start)."""
 
 import pandas as pd
 from dagster import (
@@ -10,7 +11,8 @@ from dagster import (
     asset_check,
 )
 
-from recs_assets.core.features.table_contracts import check_contract
+from recs_assets.core.features.duck import parquet_files
+from recs_assets.core.features.table_contracts import check_contract, check_contract_files
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.platform.spark_resource import SparkResource
 
@@ -27,8 +29,12 @@ def contract_check(table: str) -> AssetChecksDefinition:
     def _check(
         context: AssetCheckExecutionContext, spark: SparkResource, feature_table: FeatureTable
     ) -> AssetCheckResult:
-        df = spark.get_session().read.parquet(feature_table.path)
-        report = check_contract(table, df)
+        if spark.resolved_master().startswith("local"):
+            engine = "duckdb"
+            report = check_contract_files(table, parquet_files(feature_table.path))
+        else:
+            engine = "spark"
+            report = check_contract(table, spark.get_session().read.parquet(feature_table.path))
         sample = pd.DataFrame(report.sample)
         metadata = {
             "failing_rows": MetadataValue.int(report.failing_rows),
@@ -38,6 +44,7 @@ def contract_check(table: str) -> AssetChecksDefinition:
                 sample.to_markdown(index=False) if not sample.empty else "(none)"
             ),
             "message": MetadataValue.text(report.message()),
+            "engine": MetadataValue.text(engine),
         }
         if not report.passed:
             context.log.error(report.message())

@@ -22,11 +22,11 @@ from dagster import (
 from feast import FeatureStore
 from feast.online_response import TIMESTAMP_POSTFIX
 
+from recs_assets.core.features.engines import newest_event_time
 from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
-from recs_assets.core.features.spark_frames import event_time_range
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.features.feast_resource import FeastResource
-from recs_assets.platform.table_io_manager import RawTable, spark_table_in
+from recs_assets.platform.table_io_manager import RawTable, table_in
 
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000
@@ -81,7 +81,7 @@ def newest_online_timestamp(store: FeatureStore, user_ids: list[str]) -> datetim
     return datetime.fromtimestamp(max(stamps), tz=UTC)
 
 
-@asset(ins={"raw_interactions": spark_table_in()})
+@asset(ins={"raw_interactions": table_in()})
 def online_feature_store(
     context: AssetExecutionContext,
     feast: FeastResource,
@@ -101,7 +101,7 @@ def online_feature_store(
     newest = (max(user_features.snapshots), max(item_features.snapshots))
     start, end = min(newest) - timedelta(seconds=1), max(newest) + timedelta(seconds=1)
     store.materialize(start_date=start, end_date=end)
-    newest_event = event_time_range(raw_interactions)[1]
+    newest_event = newest_event_time(raw_interactions)
     sample = latest_keys(user_features.path, "user_id", FRESHNESS_SAMPLE)
     state = OnlineFeatureStore(
         project=feast.project,

@@ -6,7 +6,8 @@ artifacts without pickle.
   ``dagster/column_schema`` metadata for the UI's Columns tab (``core.table_store``). A run over a
   range of partitions (single-run backfill) returns a ``PartitionedFrame``: one frame per key.
 - A partitioned table read by an unpartitioned asset is every partition written so far (a day
-  never materialized is not there); Spark reads the table's folder, pandas its partition files.
+  never materialized is not there); an input marked ``table_in()`` gets a ``TableRef`` to the files
+  (its engine reads them), others pandas.
 - Any other value (datasets, fitted models with their id maps, reports, handles) is written by
   ``core.artifact_store`` to ``<artifacts>/a[/p]``: JSON, ``.npz`` and Parquet, models through
   their own ``save``. A value that cannot be stored that way is pickled in the instance's storage
@@ -33,39 +34,36 @@ from dagster import (
     TableSchema,
 )
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
-from pyspark.sql import DataFrame as SparkDataFrame
 
 from recs_assets.core.artifact_store import has_artifact, load_artifact, save_artifact
 from recs_assets.core.paths import data_subdir
 from recs_assets.core.table_store import (
-    PARTITION_COLUMN,
     PartitionedFrame,
     TableInfo,
+    TableRef,
     delete_table,
     has_table,
-    partition_dir,
-    partitions,
     read_table,
     table_dir,
     write_table,
     written_partitions,
 )
-from recs_assets.platform.spark_resource import SparkResource
 
 TABLES_DIR_ENV = "RECS_TABLES_DIR"
 ARTIFACTS_DIR_ENV = "RECS_ARTIFACTS_DIR"
 FORMAT_KEY = "recs/format"
-SPARK_FORMAT = "spark"
+REF_FORMAT = "table_ref"
 
 
-RawTable = pd.DataFrame | SparkDataFrame
-"""What an input marked ``spark_table_in()`` receives: Spark over the files, or pandas."""
+RawTable = pd.DataFrame | TableRef
+"""What an input marked ``table_in()`` receives: a reference to the table's files on storage
+(read by the engine the asset picks), or the value as stored (pandas) when it is not a table."""
 
 
-def spark_table_in() -> AssetIn:
-    """An input read by Spark straight from the table's files (not through the driver), when the
-    IO manager has a Spark resource and the table is on storage; else the value as stored."""
-    return AssetIn(metadata={FORMAT_KEY: SPARK_FORMAT}, dagster_type=AnyType)
+def table_in() -> AssetIn:
+    """An input handed over as a ``TableRef`` to its files on storage, not read through the
+    driver: the asset's engine (Spark on a cluster, DuckDB locally) reads them."""
+    return AssetIn(metadata={FORMAT_KEY: REF_FORMAT}, dagster_type=AnyType)
 
 
 def table_name(context: InputContext | OutputContext) -> str:
@@ -80,12 +78,10 @@ class TableIOManager(ConfigurableIOManager):
         root: folder of the tables; empty means ``$RECS_TABLES_DIR`` or ``<data dir>/tables``.
         artifacts_root: folder of the other values; empty means ``$RECS_ARTIFACTS_DIR`` or
             ``<data dir>/artifacts``.
-        spark: the session that reads inputs marked ``spark_table_in()`` (None: pandas).
     """
 
     root: str = ""
     artifacts_root: str = ""
-    spark: SparkResource | None = None
 
     def tables_root(self) -> Path:
         return Path(self.root) if self.root else data_subdir("tables", TABLES_DIR_ENV)
@@ -163,25 +159,10 @@ class TableIOManager(ConfigurableIOManager):
             meta["dagster/row_count"] = infos[0].row_count
         context.add_output_metadata(meta)
 
-    @staticmethod
-    def _spark_table(
-        spark: SparkResource, root: Path, name: str, keys: list[str] | None = None
-    ) -> SparkDataFrame:
-        """The table (or the partitions ``keys`` of it) as a Spark DataFrame over its files,
-        without the partition column."""
-        session = spark.get_session()
-        folder = table_dir(root, name)
-        if keys is None or set(keys) == set(partitions(root, name)):
-            frame = session.read.parquet(str(folder))
-        else:
-            paths = [str(partition_dir(root, name, k)) for k in keys]
-            frame = session.read.option("basePath", str(folder)).parquet(*paths)
-        return frame.drop(PARTITION_COLUMN) if PARTITION_COLUMN in frame.columns else frame
-
     def load_input(self, context: InputContext) -> object:
         name = table_name(context)
         root = self.tables_root()
-        spark = self.spark if context.definition_metadata.get(FORMAT_KEY) == SPARK_FORMAT else None
+        as_ref = context.definition_metadata.get(FORMAT_KEY) == REF_FORMAT
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
             if len(keys) == 1 and has_artifact(self.artifact_dir(context, keys[0])):
@@ -189,12 +170,12 @@ class TableIOManager(ConfigurableIOManager):
             # an unpartitioned reader asks for every key; the days never materialized are absent
             written = written_partitions(root, name, keys)
             if written:
-                if spark is not None:
-                    return self._spark_table(spark, root, name, written)
+                if as_ref:
+                    return TableRef(root, name, tuple(written))
                 return read_table(root, name, written)
         elif has_table(root, name):
-            if spark is not None:
-                return self._spark_table(spark, root, name)
+            if as_ref:
+                return TableRef(root, name)
             return read_table(root, name)
         elif has_artifact(self.artifact_dir(context, None)):
             return load_artifact(self.artifact_dir(context, None))

@@ -142,7 +142,7 @@ def test_top_categories(frames) -> None:
     assert [r.category for r in top_categories(it, 2).collect()] == ["Drama", "Action"]
 
 
-def test_contract_report_names_rows(spark) -> None:
+def test_contract_report_names_rows(spark, tmp_path) -> None:
     df = spark.createDataFrame(
         [("c1", None, "i1", datetime(2024, 1, 1, tzinfo=UTC))],
         "event_id string, user_id string, item_id string, timestamp timestamp",
@@ -151,9 +151,20 @@ def test_contract_report_names_rows(spark) -> None:
     assert not report.passed and report.failing_rows == 1
     assert any(e["column"] == "hour_of_day" for e in report.errors)  # column missing
     assert report.sample[0]["event_id"] == "c1"
+    on_files = _on_files(df, tmp_path)  # DuckDB on the written table: the same findings
+    assert on_files.failing_rows == 1 and on_files.sample[0]["event_id"] == "c1"
+    assert {e["column"] for e in on_files.errors} == {e["column"] for e in report.errors}
 
 
-def test_contract_single_pass_flags_what_pandera_flags(spark) -> None:
+def _on_files(df, folder):
+    from recs_assets.core.features.duck import parquet_files
+    from recs_assets.core.features.table_contracts import check_contract_files
+
+    df.write.mode("overwrite").parquet(str(folder / "table"))
+    return check_contract_files("context_features", parquet_files(folder / "table"))
+
+
+def test_contract_single_pass_flags_what_pandera_flags(spark, tmp_path) -> None:
     from pandera.config import ValidationDepth, config_context
 
     from recs_assets.core.features.table_contracts import CONTRACTS
@@ -185,6 +196,11 @@ def test_contract_single_pass_flags_what_pandera_flags(spark) -> None:
         "seconds_since_prev_event",
     }
     assert ours == expected
+    on_files = _on_files(df, tmp_path)  # DuckDB on the written table: the same rows and rules
+    assert on_files.failing_rows == 3
+    assert {(e["column"], e["check"]) for e in on_files.errors} == {
+        (e["column"], e["check"]) for e in report.errors
+    }
     # pandera's own data-level validation (one Spark job per rule) flags the same columns (it
     # files the null device under SCHEMA, the ranges under DATA)
     with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):

@@ -88,21 +88,24 @@ def test_tables_on_storage_read_by_every_engine(tmp_path: Path, spark) -> None:
     assert (tmp_path / "artifacts" / "interaction_count" / "artifact.json").is_file()
 
 
-def test_feature_assets_read_the_raw_tables_with_spark(tmp_path: Path, spark) -> None:
-    """The same features whether Spark reads the raw tables' files or pandas frames are
-    converted on the driver (the small-data path)."""
+def test_feature_assets_write_the_same_tables_on_spark_and_duckdb(tmp_path: Path, spark) -> None:
+    """Through the assets (engine picked by config, raw tables read from storage), Spark and
+    DuckDB write the same feature tables."""
     from recs_assets.features.context_features import context_features
+    from recs_assets.features.item_features import item_features
+    from recs_assets.features.user_features import user_features
     from recs_assets.platform.data_dir import DataDirResource
+    from tests.features.test_duck_parity import assert_same_rows
 
-    session = SparkResource(master="local[2]", app_name="recs-tests")
-    written = {}
-    for path in ("spark", "pandas"):
-        root = tmp_path / path
+    features = {"user_features": "user_id", "item_features": "item_id"}
+    features["context_features"] = "event_id"
+    written: dict[str, dict[str, pd.DataFrame]] = {}
+    for engine in ("spark", "duckdb"):
+        root = tmp_path / engine
+        session = SparkResource(master="local[2]", app_name="recs-tests")
         resources = {
             "io_manager": TableIOManager(
-                root=str(root / "tables"),
-                artifacts_root=str(root / "artifacts"),
-                spark=session if path == "spark" else None,
+                root=str(root / "tables"), artifacts_root=str(root / "artifacts")
             ),
             "phase1": Phase1Source(kind="synthetic", preset="small", seed=3),
             "spark": session,
@@ -116,40 +119,53 @@ def test_feature_assets_read_the_raw_tables_with_spark(tmp_path: Path, spark) ->
                 run_config=RAW_CONFIG,
                 tags=range_tags(*SMALL_DAYS),
             ).success
+            assets = [user_features, item_features, context_features]
+            config = {"config": {"engine": engine, "max_snapshots": 2}}
             result = materialize(
-                [raw_tables, daily_interactions, context_features],
-                selection=[context_features],
+                [raw_tables, daily_interactions, *assets],
+                selection=assets,
                 resources=resources,
                 instance=instance,
+                run_config={"ops": {name: config for name in features}},
             )
             assert result.success
-        table = result.output_for_node("context_features")
-        written[path] = (
-            spark.read.parquet(table.path).orderBy("event_id").toPandas().reset_index(drop=True)
-        )
-    assert len(written["spark"]) > 0
-    pd.testing.assert_frame_equal(written["spark"], written["pandas"])
+        written[engine] = {
+            name: spark.read.parquet(result.output_for_node(name).path).toPandas()
+            for name in features
+        }
+    for name, key in features.items():
+        assert len(written["spark"][name]) > 0
+        keys = [key, "feature_timestamp"] if name != "context_features" else key
+        assert_same_rows(written["spark"][name], written["duckdb"][name], keys)
 
 
-def test_a_spark_input_is_a_spark_dataframe_over_the_files(tmp_path: Path, spark) -> None:
+def test_a_table_input_is_a_reference_to_the_files(tmp_path: Path, spark) -> None:
+    """An input marked ``table_in()`` is a ``TableRef``: no engine starts to hand it over, and
+    Spark and DuckDB read its files straight from storage."""
     from dagster import build_input_context
-    from pyspark.sql import DataFrame as SparkDataFrame
 
-    from recs_assets.core.table_store import write_table
-    from recs_assets.platform.table_io_manager import FORMAT_KEY, SPARK_FORMAT
+    from recs_assets.core.features import duck
+    from recs_assets.core.table_store import TableRef, write_table
+    from recs_assets.platform.table_io_manager import FORMAT_KEY, REF_FORMAT
 
     frame = pd.DataFrame({"item_id": pd.array(["a", "b"], dtype="string"), "n": [1, 2]})
     write_table(frame, tmp_path, "raw_items", partition="2024-01-01")
-    manager = TableIOManager(root=str(tmp_path), spark=SparkResource(master="local[2]"))
+    write_table(frame.assign(item_id=["c", "d"]), tmp_path, "raw_items", partition="2024-01-02")
+    manager = TableIOManager(root=str(tmp_path))
     marked = build_input_context(
-        asset_key=AssetKey("raw_items"), definition_metadata={FORMAT_KEY: SPARK_FORMAT}
+        asset_key=AssetKey("raw_items"), definition_metadata={FORMAT_KEY: REF_FORMAT}
     )
     got = manager.load_input(marked)
-    assert isinstance(got, SparkDataFrame)
-    assert got.columns == ["item_id", "n"]  # the Hive partition column is dropped
-    assert sorted(r.item_id for r in got.collect()) == ["a", "b"]
+    assert isinstance(got, TableRef) and got.row_count() == 4
+    frame_all = got.spark(spark)
+    assert frame_all.columns == ["item_id", "n"]  # the Hive partition column is dropped
+    assert sorted(r.item_id for r in frame_all.collect()) == ["a", "b", "c", "d"]
+    one_day = TableRef(tmp_path, "raw_items", ("2024-01-02",))
+    assert sorted(r.item_id for r in one_day.spark(spark).collect()) == ["c", "d"]
+    rows = duckdb.sql(f"SELECT item_id FROM {duck.files_relation(one_day.files())}").fetchall()
+    assert sorted(r[0] for r in rows) == ["c", "d"]
     plain = manager.load_input(build_input_context(asset_key=AssetKey("raw_items")))
-    pd.testing.assert_frame_equal(plain, frame)  # unmarked inputs stay pandas
+    assert sorted(plain["item_id"]) == ["a", "b", "c", "d"]  # unmarked inputs stay pandas
 
 
 def test_dataset_frames_are_read_by_duckdb_and_spark(tmp_path: Path, spark) -> None:

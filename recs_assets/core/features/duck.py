@@ -100,9 +100,9 @@ class FeatureConnection:
 
     def __init__(
         self,
-        interactions: Sequence[str],
-        users: Sequence[str],
-        items: Sequence[str],
+        interactions: Sequence[str] | pd.DataFrame,
+        users: Sequence[str] | pd.DataFrame,
+        items: Sequence[str] | pd.DataFrame,
         *,
         memory_limit: str | None = None,
     ) -> None:
@@ -110,10 +110,18 @@ class FeatureConnection:
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
             self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
-        for view, files in (("interactions", interactions), ("users", users), ("items", items)):
-            if not files:
+        for view, source in (("interactions", interactions), ("users", users), ("items", items)):
+            if isinstance(source, pd.DataFrame):  # small data and tests: the frame itself
+                self.con.register(f"_{view}_frame", source)
+                relation = f"_{view}_frame"
+            elif not source:
                 raise ValueError(f"{view}: no Parquet files to read")
-            self.con.execute(f"CREATE VIEW {view} AS {canonical_select(self.con, view, files)}")
+            else:
+                listed = ", ".join(lit(f) for f in source)
+                relation = (
+                    f"read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
+                )
+            self.con.execute(f"CREATE VIEW {view} AS {canonical_select(self.con, view, relation)}")
 
     def close(self) -> None:
         self.con.close()
@@ -140,26 +148,23 @@ class FeatureConnection:
         return [r[0] for r in self.con.execute(top_categories_sql(limit)).fetchall()]
 
 
-def canonical_select(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[str]) -> str:
-    """The canonical columns of ``table`` from its Parquet ``files``, cast to their types."""
+def canonical_select(con: duckdb.DuckDBPyConnection, table: str, relation: str) -> str:
+    """The canonical columns of ``table`` from ``relation``, cast to their types; raises
+    ``ValueError`` naming the columns it lacks."""
     cols = TABLE_COLUMNS[table]
-    listed = ", ".join(lit(f) for f in files)
-    have = set(
-        con.sql(
-            f"SELECT * FROM read_parquet([{listed}], hive_partitioning = false, "
-            "union_by_name = true) LIMIT 0"
-        ).columns
-    )
+    have = set(con.sql(f"SELECT * FROM {relation} LIMIT 0").columns)
     missing = [c for c in cols if c not in have]
     if missing:
         raise ValueError(f"{table}: column(s) missing in the table: {', '.join(missing)}")
     select = ", ".join(
         f"CAST({q(name)} AS {_SQL_TYPES[dtype]}) AS {q(name)}" for name, (dtype, _) in cols.items()
     )
-    return (
-        f"SELECT {select} FROM read_parquet([{listed}], hive_partitioning = false, "
-        "union_by_name = true)"
-    )
+    return f"SELECT {select} FROM {relation}"
+
+
+def files_relation(files: Sequence[str]) -> str:
+    """A relation over Parquet ``files``."""
+    return f"read_parquet([{', '.join(lit(f) for f in files)}], hive_partitioning = false)"
 
 
 def top_categories_sql(limit: int) -> str:

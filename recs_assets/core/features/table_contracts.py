@@ -258,6 +258,141 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
     return ContractReport(table, errors, n_bad, sample)
 
 
+# the Arrow type a Parquet column of each Spark type reads as (either engine writes these)
+_ARROW_TYPES: dict[str, tuple[str, ...]] = {
+    "StringType()": ("string", "large_string"),
+    "LongType()": ("int64",),
+    "IntegerType()": ("int32",),
+    "DoubleType()": ("double",),
+    "BooleanType()": ("bool",),
+    "TimestampType()": ("timestamp[us, tz=UTC]", "timestamp[us, tz=Etc/UTC]"),
+}
+
+
+def _sql_value(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _sql_violation(column: str, nullable: bool, checks: list[Any]) -> str | None:
+    """``_violation`` as a DuckDB SQL predicate (the same rules, the same null handling)."""
+    col = '"' + column.replace('"', '""') + '"'
+    parts: list[str] = [] if nullable else [f"{col} IS NULL"]
+    for check in checks:
+        stats = check.statistics or {}
+        if check.name == "greater_than_or_equal_to":
+            parts.append(f"{col} < {_sql_value(stats['min_value'])}")
+        elif check.name == "greater_than":
+            parts.append(f"{col} <= {_sql_value(stats['min_value'])}")
+        elif check.name == "less_than_or_equal_to":
+            parts.append(f"{col} > {_sql_value(stats['max_value'])}")
+        elif check.name == "less_than":
+            parts.append(f"{col} >= {_sql_value(stats['max_value'])}")
+        elif check.name == "in_range":
+            lo, hi = _sql_value(stats["min_value"]), _sql_value(stats["max_value"])
+            parts.append(f"{col} < {lo}" if stats.get("include_min", True) else f"{col} <= {lo}")
+            parts.append(f"{col} > {hi}" if stats.get("include_max", True) else f"{col} >= {hi}")
+        elif check.name == "isin":
+            allowed = ", ".join(_sql_value(v) for v in stats["allowed_values"])
+            parts.append(f"{col} NOT IN ({allowed})")
+        else:
+            raise ValueError(f"column {column!r}: no single-pass check for rule {check.name!r}")
+    parts = [f"coalesce({p}, FALSE)" for p in parts]
+    return " OR ".join(f"({p})" for p in parts) if parts else None
+
+
+def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> ContractReport:
+    """``check_contract`` on a table's Parquet files with DuckDB, no Spark: the columns and their
+    types from the Parquet schema, then the column rules of the same pandera model in one pass.
+    Reports what ``check_contract`` reports on the same rows
+    (``tests/features/test_features_transforms.py``)."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    if table not in CONTRACTS:
+        raise ValueError(f"no contract for {table!r}; known: {sorted(CONTRACTS)}")
+    arrow = {f.name: str(f.type) for f in ds.dataset(files, format="parquet").schema}
+    schema = CONTRACTS[table].to_schema()
+    errors: list[dict[str, str]] = []
+    for name, column in schema.columns.items():
+        if name not in arrow:
+            errors.append(
+                {
+                    "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
+                    "column": name,
+                    "check": "column_in_dataframe",
+                    "error": f"column '{name}' not in dataframe",
+                }
+            )
+        elif arrow[name] not in _ARROW_TYPES[str(column.dtype)]:
+            errors.append(
+                {
+                    "kind": "SCHEMA/WRONG_DATATYPE",
+                    "column": name,
+                    "check": f"dtype('{column.dtype}')",
+                    "error": f"expected column '{name}' to have type {column.dtype}, "
+                    f"got {arrow[name]}",
+                }
+            )
+    errors += [
+        {
+            "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
+            "column": c,
+            "check": "column_in_dataframe",
+            "error": f"column '{c}' missing",
+        }
+        for c in COUNT_FAMILIES[table]
+        if c not in arrow
+    ]
+    rules: dict[str, tuple[str, str]] = {}
+    for name, column in schema.columns.items():
+        if name in arrow:
+            pred = _sql_violation(name, bool(column.nullable), list(column.checks))
+            if pred is not None:
+                names = [] if column.nullable else ["not_nullable"]
+                names += [check.name for check in column.checks]
+                rules[name] = (pred, ", ".join(names))
+    for c in COUNT_FAMILIES[table]:
+        if c in arrow:
+            rules[c] = (
+                f'coalesce("{c}" IS NULL OR "{c}" < 0, TRUE)',
+                "not_nullable, greater_than_or_equal_to",
+            )
+    if not rules:
+        return ContractReport(table, errors, 0, [])
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    relation = f"read_parquet([{listed}], hive_partitioning = false)"
+    predicate = " OR ".join(f"({pred})" for pred, _ in rules.values())
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        counts = con.execute(
+            f"SELECT count(*) FILTER ({predicate}), "
+            + ", ".join(f"count(*) FILTER ({pred})" for pred, _ in rules.values())
+            + f" FROM {relation}"
+        ).fetchone()
+        assert counts is not None
+        for n, (column, (_, names)) in zip(counts[1:], rules.items(), strict=True):
+            if n:
+                errors.append(
+                    {
+                        "kind": "DATA/DATAFRAME_CHECK",
+                        "column": column,
+                        "check": names,
+                        "error": f"{n} row(s) break the column's rules ({names})",
+                    }
+                )
+        n_bad = int(counts[0])
+        sample = (
+            con.execute(f"SELECT * FROM {relation} WHERE {predicate} LIMIT {int(sample_size)}")
+            .df()
+            .to_dict("records")
+            if n_bad
+            else []
+        )
+    return ContractReport(table, errors, n_bad, sample)
+
+
 __all__ = [
     "CONTRACTS",
     "ContextFeaturesModel",
@@ -265,5 +400,6 @@ __all__ = [
     "ItemFeaturesModel",
     "UserFeaturesModel",
     "check_contract",
+    "check_contract_files",
     "column_rules",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import reduce
@@ -79,11 +79,26 @@ def write_swapped(
 ) -> FeatureTable:
     """Write ``df`` beside the table at ``path`` (which ``df`` may read), swap it in, then write
     the manifest of this build; a failed write leaves the previous table and manifest."""
+    return swap_in(
+        lambda staged: write_feature_table(df, name, staged, snapshots), path, snapshots, inputs
+    )
+
+
+def swap_in(
+    write: Callable[[Path], FeatureTable],
+    path: Path,
+    snapshots: tuple[datetime, ...],
+    inputs: BuildInputs,
+) -> FeatureTable:
+    """Call ``write`` on a folder beside ``path`` (the writer may read the table at ``path``),
+    swap the result in, then write the manifest of this build (any engine); a failed write
+    leaves the previous table and manifest."""
     staged = path.with_name(f".{path.name}.next")
     retired = path.with_name(f".{path.name}.old")
     for leftover in (staged, retired):
         shutil.rmtree(leftover, ignore_errors=True)
-    table = write_feature_table(df, name, staged, snapshots)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = write(staged)
     if path.exists():
         path.rename(retired)
     staged.rename(path)

@@ -1,0 +1,271 @@
+"""The two engines of the feature tables behind one interface, and which one a build uses.
+
+- ``SparkEngine``: the PySpark transforms (``core.features.transforms``), on a cluster when
+  ``RECS_SPARK_MASTER`` is set, or locally for data past one process's comfort.
+- ``DuckEngine``: the same rows from DuckDB SQL (``core.features.duck``), in process: no JVM to
+  start and no per-query planning cost, which on small data is most of Spark's time.
+
+``choose_engine`` decides: an explicit choice wins; ``auto`` is Spark on a cluster and DuckDB in
+local mode up to ``duckdb_max_events`` events. Both write the same Parquet (same rows and types,
+``tests/features/test_duck_parity.py``), so a table built by one is read, extended and kept
+(snapshot reuse) by the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pyspark.sql import DataFrame as SparkDataFrame
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from recs_assets.core.features import duck
+from recs_assets.core.features.incremental import BuildInputs
+from recs_assets.core.features.spark_frames import as_spark, event_time_range, time_range
+from recs_assets.core.features.tables import (
+    FeatureTable,
+    swap_in,
+    write_snapshot_table,
+    write_swapped,
+)
+from recs_assets.core.features.transforms.context import context_features
+from recs_assets.core.features.transforms.item import item_features, top_categories
+from recs_assets.core.features.transforms.user import user_features
+from recs_assets.core.phase1.schema import TABLE_COLUMNS
+from recs_assets.core.table_store import TableRef
+
+Engine = Literal["auto", "spark", "duckdb"]
+Source = pd.DataFrame | TableRef | SparkDataFrame
+"""A raw table as an engine gets it: files on storage, a Spark frame, or pandas (small data)."""
+
+
+def event_count(events: Source) -> int:
+    """Rows of the interactions (Parquet footers for a table on storage)."""
+    if isinstance(events, TableRef):
+        return events.row_count()
+    if isinstance(events, pd.DataFrame):
+        return len(events)
+    return int(events.count())
+
+
+def choose_engine(engine: Engine, master: str, events: int, duckdb_max_events: int) -> str:
+    """``spark`` or ``duckdb``: ``engine`` unless ``auto``; then Spark when the master is a
+    cluster, DuckDB in local mode up to ``duckdb_max_events`` events, Spark above."""
+    if engine != "auto":
+        return engine
+    if not master.startswith("local"):
+        return "spark"
+    return "duckdb" if events <= duckdb_max_events else "spark"
+
+
+class SparkEngine:
+    """The PySpark transforms over the raw tables (read by Spark from storage)."""
+
+    name = "spark"
+
+    def __init__(
+        self,
+        session: SparkSession,
+        interactions: Source,
+        users: Source | None = None,
+        items: Source | None = None,
+    ) -> None:
+        self.session = session
+        self.events = self._frame(interactions, "interactions").cache()
+        self.users = self._frame(users, "users") if users is not None else None
+        self.items = self._frame(items, "items").cache() if items is not None else None
+
+    def _frame(self, source: Source, name: str) -> SparkDataFrame:
+        if isinstance(source, TableRef):
+            source = source.spark(self.session)
+        return as_spark(self.session, source, name)
+
+    def close(self) -> None:
+        self.events.unpersist()
+        if self.items is not None:
+            self.items.unpersist()
+
+    def top_categories(self, limit: int) -> list[str]:
+        assert self.items is not None
+        return [r.category for r in top_categories(self.items, limit).collect()]
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return time_range(self.events)
+
+    def user_snapshot(self, as_of: datetime, categories: Sequence[str], gap: int) -> Any:
+        assert self.users is not None and self.items is not None
+        return user_features(
+            self.events,
+            self.users,
+            self.items,
+            as_of=as_of,
+            categories=categories,
+            session_gap_minutes=gap,
+        )
+
+    def item_snapshot(self, as_of: datetime) -> Any:
+        assert self.items is not None
+        return item_features(self.events, self.items, as_of=as_of)
+
+    def write_snapshots(
+        self,
+        computed: Sequence[Any],
+        kept: Sequence[datetime],
+        name: str,
+        path: Path,
+        snapshots: tuple[datetime, ...],
+        inputs: BuildInputs,
+    ) -> FeatureTable:
+        return write_snapshot_table(self.session, computed, kept, name, path, snapshots, inputs)
+
+    def write_context(
+        self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int
+    ) -> tuple[FeatureTable, str]:
+        """``context_features`` at ``path``: every event, or (``changed`` days) the users with
+        an event on a changed day recomputed and every other user's rows kept. Returns the
+        table and how many users were recomputed (``all``)."""
+        if changed is None:
+            df = context_features(self.events, session_gap_minutes=gap)
+            return write_swapped(df, "context_features", path, (), inputs), "all"
+        # every value reads only the user's own events
+        touched = (
+            self.events.where(F.date_format("timestamp", "yyyy-MM-dd").isin(sorted(changed)))
+            .select("user_id")
+            .distinct()
+            .cache()
+        )
+        fresh = context_features(
+            self.events.join(touched, "user_id", "left_semi"),
+            session_gap_minutes=gap,
+        )
+        kept = self.session.read.parquet(str(path)).join(touched, "user_id", "left_anti")
+        table = write_swapped(fresh.unionByName(kept), "context_features", path, (), inputs)
+        n = str(touched.count())
+        touched.unpersist()
+        return table, n
+
+    def preview(self, path: str) -> pd.DataFrame:
+        return self.session.read.parquet(path).limit(5).toPandas()
+
+
+def _no_rows(table: str) -> pd.DataFrame:
+    """An empty canonical table (the context features read no users or items)."""
+    return pd.DataFrame({c: pd.Series([], dtype="string") for c in TABLE_COLUMNS[table]})
+
+
+def _source_relation(source: Source) -> Sequence[str] | pd.DataFrame:
+    if isinstance(source, TableRef):
+        return source.files()
+    if isinstance(source, pd.DataFrame):
+        return source
+    raise TypeError("the DuckDB engine reads tables on storage or pandas frames, not Spark")
+
+
+class DuckEngine:
+    """The DuckDB transforms over the raw tables' files (or pandas frames), in process."""
+
+    name = "duckdb"
+
+    def __init__(
+        self,
+        interactions: Source,
+        users: Source | None = None,
+        items: Source | None = None,
+        memory_limit: str | None = None,
+    ) -> None:
+        frames = {
+            name: _source_relation(s) if s is not None else _no_rows(name)
+            for name, s in (("users", users), ("items", items))
+        }
+        self.db = duck.FeatureConnection(
+            _source_relation(interactions),
+            frames["users"],
+            frames["items"],
+            memory_limit=memory_limit,
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def top_categories(self, limit: int) -> list[str]:
+        return self.db.top_categories(limit)
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return self.db.time_range()
+
+    def user_snapshot(self, as_of: datetime, categories: Sequence[str], gap: int) -> str:
+        return duck.user_features_sql(as_of=as_of, categories=categories, session_gap_minutes=gap)
+
+    def item_snapshot(self, as_of: datetime) -> str:
+        return duck.item_features_sql(as_of=as_of)
+
+    def _write(self, sql: str, name: str, snapshots: tuple[datetime, ...]):
+        def write(staged: Path) -> FeatureTable:
+            w = duck.write_parquet(self.db.con, sql, staged)
+            return FeatureTable(name, w.path, w.row_count, w.columns, snapshots)
+
+        return write
+
+    def write_snapshots(
+        self,
+        computed: Sequence[str],
+        kept: Sequence[datetime],
+        name: str,
+        path: Path,
+        snapshots: tuple[datetime, ...],
+        inputs: BuildInputs,
+    ) -> FeatureTable:
+        parts = [f"({sql})" for sql in computed]
+        if kept:
+            stamps = ", ".join(f"TIMESTAMPTZ {duck.lit(t.isoformat())}" for t in kept)
+            parts.append(
+                f"(SELECT * FROM {duck.files_relation(duck.parquet_files(path))} "
+                f"WHERE feature_timestamp IN ({stamps}))"
+            )
+        if not parts:
+            raise ValueError(f"{name}: no snapshot to write")
+        sql = " UNION ALL BY NAME ".join(parts)
+        return swap_in(self._write(sql, name, snapshots), path, snapshots, inputs)
+
+    def write_context(
+        self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int
+    ) -> tuple[FeatureTable, str]:
+        """As ``SparkEngine.write_context``."""
+        if changed is None:
+            sql = duck.context_features_sql(session_gap_minutes=gap)
+            return swap_in(self._write(sql, "context_features", ()), path, (), inputs), "all"
+        days = ", ".join(duck.lit(d) for d in sorted(changed))
+        touched = (
+            "SELECT DISTINCT user_id FROM interactions "
+            f"WHERE strftime(timestamp, '%Y-%m-%d') IN ({days})"
+        )
+        n = self.db.con.execute(f"SELECT count(*) FROM ({touched})").fetchone()
+        old = duck.files_relation(duck.parquet_files(path))
+        sql = (
+            f"({duck.context_features_sql(session_gap_minutes=gap, users=touched)}) "
+            f"UNION ALL BY NAME (SELECT * FROM {old} WHERE user_id NOT IN ({touched}))"
+        )
+        table = swap_in(self._write(sql, "context_features", ()), path, (), inputs)
+        return table, str(n[0] if n else 0)
+
+    def preview(self, path: str) -> pd.DataFrame:
+        return self.db.frame(
+            f"SELECT * FROM {duck.files_relation(duck.parquet_files(path))} LIMIT 5"
+        )
+
+
+def newest_event_time(events: Source) -> datetime:
+    """The newest event ``timestamp`` (UTC) of the interactions; only that column is read."""
+    if isinstance(events, TableRef):
+        column = ds.dataset(events.files(), format="parquet").to_table(columns=["timestamp"])
+        newest = pc.max(column["timestamp"]).as_py()
+        if newest is None:
+            raise ValueError("raw_interactions is empty")
+        return newest.astimezone(UTC)
+    return event_time_range(events)[1]
