@@ -23,6 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from recs_assets.core.features.duck import default_memory_limit
+
 BASE_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "rating", "weight")
 FEATURE_TIME = "feature_timestamp"
 
@@ -42,15 +44,6 @@ class Featurized:
     rows: int
     with_user_features: float
     preview: pd.DataFrame
-
-
-def default_memory_limit() -> str:
-    """``$RECS_DUCKDB_MEMORY``, else 25% of the machine's memory (DuckDB spills beyond it)."""
-    configured = os.environ.get("RECS_DUCKDB_MEMORY", "").strip()
-    if configured:
-        return configured
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return f"{max(1, int(total * 0.25 / 2**30))}GB"
 
 
 def _quote(name: str) -> str:

@@ -16,7 +16,9 @@ canonical columns and types: ``interactions``, ``users`` and ``items``. Time is 
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +58,15 @@ _SQL_TYPES = {
     "Int64": "BIGINT",
     "datetime64[us, UTC]": "TIMESTAMPTZ",
 }
+
+
+def default_memory_limit() -> str:
+    """``$RECS_DUCKDB_MEMORY``, else 25% of the machine's memory (DuckDB spills beyond it)."""
+    configured = os.environ.get("RECS_DUCKDB_MEMORY", "").strip()
+    if configured:
+        return configured
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, int(total * 0.25 / 2**30))}GB"
 
 
 def q(name: str) -> str:
@@ -106,10 +117,15 @@ class FeatureConnection:
         *,
         memory_limit: str | None = None,
     ) -> None:
-        self.con = duckdb.connect()
+        # within memory_limit (25% of the machine by default), spilling to a folder of its own
+        self._spill = tempfile.mkdtemp(prefix="recs-duckdb-features-")
+        self.con = duckdb.connect(
+            config={
+                "memory_limit": memory_limit or default_memory_limit(),
+                "temp_directory": self._spill,
+            }
+        )
         self.con.execute("SET TimeZone = 'UTC'")
-        if memory_limit:
-            self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
         for view, source in (("interactions", interactions), ("users", users), ("items", items)):
             if isinstance(source, pd.DataFrame):  # small data and tests: the frame itself
                 self.con.register(f"_{view}_frame", source)
@@ -125,6 +141,7 @@ class FeatureConnection:
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
 
     def __enter__(self) -> FeatureConnection:
         return self
