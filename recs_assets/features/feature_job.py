@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from pyspark.sql import DataFrame as SparkDataFrame
 
 from recs_assets.core.features.engines import (
     DuckEngine,
+    Engine,
     SparkEngine,
     choose_engine,
     event_count,
@@ -44,6 +46,7 @@ from recs_assets.platform.spark_resource import SparkResource
 # Local mode (2 cores): DuckDB builds the ML-100K tables in 0.1-0.3 s each where warm local Spark
 # takes 2.6-5.5 s; see docs/data_plane.md for where the two cross.
 DUCKDB_MAX_EVENTS = 20_000_000
+ENGINE_ENV = "RECS_FEATURE_ENGINE"
 
 
 class FeatureJobConfig(Config):
@@ -60,9 +63,10 @@ class FeatureJobConfig(Config):
             training datasets join the newest snapshot before them.
         max_categories: width of the ``cat_share_<category>`` vector (most common categories).
         session_gap_minutes: inactivity gap that starts a derived session.
-        engine: ``spark``, ``duckdb`` or ``auto`` (default): Spark on a cluster
-            (``RECS_SPARK_MASTER``), DuckDB in local mode up to ``duckdb_max_events`` events,
-            Spark above. Both write the same rows (``core.features.engines``).
+        engine: ``spark``, ``duckdb`` or ``auto`` (default: ``$RECS_FEATURE_ENGINE`` when
+            set, else Spark on a cluster (``RECS_SPARK_MASTER``), DuckDB in local mode up to
+            ``duckdb_max_events`` events, Spark above). Both write the same rows
+            (``core.features.engines``).
         duckdb_max_events: the largest event count ``auto`` gives DuckDB in local mode.
     """
 
@@ -160,6 +164,14 @@ def files_fingerprint(table: Any) -> str:
     return "" if files is None else file_fingerprint([local_path(f) for f in files])
 
 
+def engine_from_env() -> Engine:
+    """``$RECS_FEATURE_ENGINE`` (``auto``, ``spark`` or ``duckdb``; default ``auto``)."""
+    value = os.environ.get(ENGINE_ENV, "auto").strip() or "auto"
+    if value not in ("auto", "spark", "duckdb"):
+        raise ValueError(f"{ENGINE_ENV}={value!r}: expected auto, spark or duckdb")
+    return value  # type: ignore[return-value]
+
+
 def feature_engine(
     context: AssetExecutionContext,
     config: FeatureJobConfig,
@@ -170,9 +182,12 @@ def feature_engine(
 ) -> SparkEngine | DuckEngine:
     """The engine this build runs on (``FeatureJobConfig.engine``), logged with why."""
     master = spark.resolved_master()
-    n = event_count(events) if config.engine == "auto" else -1
-    name = choose_engine(config.engine, master, n, config.duckdb_max_events)
-    why = f"engine={config.engine}" if n < 0 else f"{n} events, master {master}"
+    requested = config.engine
+    if requested == "auto":  # the deployment may force one for every build
+        requested = engine_from_env()
+    n = event_count(events) if requested == "auto" else -1
+    name = choose_engine(requested, master, n, config.duckdb_max_events)
+    why = f"engine={requested}" if n < 0 else f"{n} events, master {master}"
     context.log.info(f"{context.asset_key.to_user_string()}: {name} ({why})")
     if name == "duckdb":
         return DuckEngine(events, users, items)

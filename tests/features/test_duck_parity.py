@@ -149,3 +149,21 @@ def test_missing_column_is_named(tmp_path) -> None:
     tables.users.to_parquet(users)
     with pytest.raises(ValueError, match="items: column\\(s\\) missing.*categories"):
         duck.FeatureConnection([str(events)], [str(users)], [str(path)])
+
+
+def test_engine_choice(monkeypatch) -> None:
+    from recs_assets.core.features.engines import choose_engine
+    from recs_assets.features.feature_job import engine_from_env
+
+    assert choose_engine("auto", "local[*]", 100_000, 20_000_000) == "duckdb"
+    assert choose_engine("auto", "local[*]", 30_000_000, 20_000_000) == "spark"
+    assert choose_engine("auto", "spark://master:7077", 10, 20_000_000) == "spark"
+    assert choose_engine("spark", "local[2]", 10, 20_000_000) == "spark"
+    assert choose_engine("duckdb", "spark://master:7077", 10, 20_000_000) == "duckdb"
+    monkeypatch.delenv("RECS_FEATURE_ENGINE", raising=False)
+    assert engine_from_env() == "auto"
+    monkeypatch.setenv("RECS_FEATURE_ENGINE", "spark")
+    assert engine_from_env() == "spark"
+    monkeypatch.setenv("RECS_FEATURE_ENGINE", "polars")
+    with pytest.raises(ValueError, match="RECS_FEATURE_ENGINE='polars'"):
+        engine_from_env()
