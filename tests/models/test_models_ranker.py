@@ -430,3 +430,53 @@ def test_newest_holdout_needs_days_and_one_cut(split_and_side) -> None:
     days.data[:] = 3.0
     with pytest.raises(RecommenderError, match="one day"):
         newest_split(m, days, 0.2)
+
+
+def test_a_split_in_time_makes_the_ranker_learn_what_comes_next(
+    split_and_side, tmp_path: Path
+) -> None:
+    """``auto``: trained on a temporal split the ranker holds out the newest interactions, takes
+    each generator's own picks as candidates and adds a recency generator to the defaults; on a
+    random split it keeps the random holdout and the blend's candidates."""
+    split, side = split_and_side
+    small = {k: v for k, v in SMALL.items() if k != "generators"}
+    in_time = RankerRecommender(**small).fit(split.train, replace(side, split="temporal"))
+    assert in_time.params()["holdout"] == "newest"
+    assert in_time.params()["candidates"] == "union"
+    assert [g["name"] for g in in_time.generators][-1] == "recent_popularity"
+    at_random = RankerRecommender(**small).fit(split.train, replace(side, split="stratified"))
+    assert at_random.params()["holdout"] == "random"
+    assert at_random.params()["candidates"] == "sum"
+    assert "recent_popularity" not in [g["name"] for g in at_random.generators]
+    # without the days a split in time cannot be cut: the random holdout, no error
+    no_days = replace(side, split="temporal", interaction_days=None)
+    assert RankerRecommender(**small).fit(split.train, no_days).params()["holdout"] == "random"
+    # named generators are kept as they are; an explicit holdout is not overridden
+    named = RankerRecommender(**SMALL).fit(split.train, replace(side, split="temporal"))
+    assert [g["name"] for g in named.generators] == ["ease", "als"]
+    kept = RankerRecommender(**SMALL, holdout="random").fit(
+        split.train, replace(side, split="temporal")
+    )
+    assert kept.params()["holdout"] == "random" and kept.params()["candidates"] == "sum"
+    # the resolved choices are saved: a loaded ranker scores the same
+    users = np.arange(split.train.n_users)
+    loaded = RankerRecommender.load(in_time.save(tmp_path / "ranker"))
+    assert loaded.params()["candidates"] == "union"
+    np.testing.assert_array_equal(loaded.score(users), in_time.score(users))
+    with pytest.raises(RecommenderError, match="candidates must be one of"):
+        RankerRecommender(candidates="all")
+
+
+def test_union_candidates_hold_each_generators_best_items(split_and_side) -> None:
+    """Each generator's top unseen items are candidates whatever the others say."""
+    split, side = split_and_side
+    model = RankerRecommender(**SMALL, candidates="union").fit(split.train, side)
+    users = np.arange(20)
+    cand, _, zs, _ = model._candidates(model.models_, model.train_, users)
+    seen = np.asarray(model.train_[users].todense()) > 0
+    share = model.n_candidates // len(zs)
+    for z in zs:
+        best = np.argsort(-np.where(seen, -np.inf, z), axis=1)[:, :share]
+        for u in range(len(users)):
+            assert set(best[u]) <= set(cand[u])
+    assert not np.take_along_axis(seen, cand, axis=1).any()

@@ -227,6 +227,7 @@ def build_side_info(split: Split, tables: SideTables | None) -> SideInfo:
         item_titles=titles,
         user_groups=user_segments(tables.users, split.user_ids, split.train),
         interaction_days=interaction_days(split),
+        split=split.protocol,
         # the raw tables hold static attributes only (no interaction counts): no leak
         user_attributes=None
         if tables.users is None

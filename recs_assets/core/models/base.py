@@ -152,6 +152,8 @@ class SideInfo:
             float) of each training interaction, for time-aware models; None when unknown.
         user_attributes, item_attributes: dense per-entity attributes for tree models (the
             ranker), e.g. from a point-in-time feature-store snapshot; None when unknown.
+        split: the protocol the training data was split by (``stratified``, ``temporal``...),
+            so a model can learn from a validation split of the same shape; None when unknown.
     """
 
     user_features: sp.csr_matrix | None = None
@@ -163,6 +165,7 @@ class SideInfo:
     interaction_days: sp.csr_matrix | None = None
     user_attributes: Attributes | None = None
     item_attributes: Attributes | None = None
+    split: str | None = None
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

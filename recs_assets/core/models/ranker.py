@@ -22,6 +22,13 @@ LambdaRank model orders the candidates by features of the pair:
 The ranker is trained on candidates shaped like those it will rank: ``holdout_fraction`` of each
 user's training interactions is held out, the generators are fitted on the rest, their candidates
 are labelled by the held-out items, and only then are the generators refitted on all of train.
+The holdout has the shape of the task (``holdout="auto"``): on training data split in time
+(``SideInfo.split``, e.g. the temporal protocol P2) the newest ``holdout_fraction`` of the
+interactions, so the ranker learns what comes next; the candidates are then each generator's
+own picks in turn (``candidates="union"``: a generator the others outvote still brings its best
+items) and a recent-popularity generator joins the default ones. On a random split (P1), a
+random holdout and the blend's top candidates (``"sum"``). On ML-100K P2 this took NDCG@10 from
+0.1885 to 0.2709; each of the three alone did nothing (docs/models.md).
 With ``n_folds`` > 1 every training interaction is held out once, fold by fold (out-of-fold
 candidates from ``n_folds`` fits of each generator).
 The trees learn corrections on top of a prior, not the order from scratch: the prior is a
@@ -91,7 +98,11 @@ BLOCK = 512
 TIE_BREAK = 1e-6
 SINGLE_THREAD_ROWS = 10_000  # below this many rows, predict on one thread (see _predict_threads)
 PRIORS = ("fitted", "sum", "none")
-HOLDOUTS = ("random", "newest")
+HOLDOUTS = ("auto", "random", "newest")
+CANDIDATE_RULES = ("auto", "sum", "union")
+# splits that cut the data in time: a ranker trained on one learns what comes next
+TIME_SPLITS = ("temporal",)
+RECENCY_GENERATOR: dict[str, Any] = {"name": "recent_popularity", "params": {}}
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 PRIOR_K = 10
 KEEP_Z = 1.645  # the trees are kept when their gain over the prior is above 0 at 95% (one-sided)
@@ -359,7 +370,11 @@ class RankerRecommender(Recommender):
     Args:
         generators: list of {"name": family, "params": {...}} among ``GENERATOR_CLASSES``.
         n_candidates: candidates per user from the generators.
+        candidates: ``sum`` (the top of the summed z-scores), ``union`` (each generator's best
+            items in turn) or ``auto`` (union with the newest holdout, else sum).
         holdout_fraction: share of each user's training interactions the ranker learns from.
+        holdout: ``random``, ``newest`` (one cut in time; needs ``SideInfo.interaction_days``)
+            or ``auto`` (newest on a split in time, else random; see the module docstring).
         n_folds: above 1, the ranker learns from every training interaction instead: each of
             ``n_folds`` folds is held out in turn and the generators are fitted on the others
             (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
@@ -381,8 +396,9 @@ class RankerRecommender(Recommender):
         self,
         generators: Sequence[Mapping[str, Any]] | None = None,
         n_candidates: int = 100,
+        candidates: str = "auto",
         holdout_fraction: float = 0.2,
-        holdout: str = "random",
+        holdout: str = "auto",
         n_folds: int = 1,
         window_days: float = 30.0,
         attributes: bool = True,
@@ -397,6 +413,7 @@ class RankerRecommender(Recommender):
         num_threads: int = 0,
     ) -> None:
         super().__init__()
+        self._default_generators = generators is None
         self.generators = member_specs(
             self.name,
             "generator",
@@ -408,6 +425,11 @@ class RankerRecommender(Recommender):
         if not 0.0 < holdout_fraction < 1.0:
             raise RecommenderError(f"{self.name}: holdout_fraction must be in (0, 1)")
         self.n_candidates = int(n_candidates)
+        if candidates not in CANDIDATE_RULES:
+            raise RecommenderError(
+                f"{self.name}: candidates must be one of {CANDIDATE_RULES}, got {candidates!r}"
+            )
+        self.candidates = candidates
         self.holdout_fraction = float(holdout_fraction)
         if holdout not in HOLDOUTS:
             raise RecommenderError(
@@ -480,7 +502,25 @@ class RankerRecommender(Recommender):
         masked = blend.copy()
         masked[rows, ex.indices] = -np.inf
         n = min(self.n_candidates, blend.shape[1])
-        part = np.argpartition(-masked, n - 1, axis=1)[:, :n]
+        if self.candidates == "union":
+            # each generator's best items in turn: an item's key is its best rank in any
+            # generator (ties: the blend), so one generator's picks are not outvoted by the rest
+            best = np.full(blend.shape, np.inf)
+            for z in zs:
+                zm = z.copy()
+                zm[rows, ex.indices] = -np.inf
+                top = np.argpartition(-zm, n - 1, axis=1)[:, :n]
+                ranked = np.take_along_axis(
+                    top, np.argsort(-np.take_along_axis(zm, top, axis=1), axis=1), axis=1
+                )
+                current = np.take_along_axis(best, ranked, axis=1)
+                ranks = np.broadcast_to(np.arange(n, dtype=np.float64), ranked.shape)
+                np.put_along_axis(best, ranked, np.minimum(current, ranks), axis=1)
+            key = best - 1e-4 * np.clip(np.where(np.isfinite(masked), masked, 0.0), -1e3, 1e3)
+            key[rows, ex.indices] = np.inf
+            part = np.argpartition(key, n - 1, axis=1)[:, :n]
+        else:
+            part = np.argpartition(-masked, n - 1, axis=1)[:, :n]
         return part, raw, zs, blend
 
     def _features(
@@ -539,6 +579,30 @@ class RankerRecommender(Recommender):
         return np.full(zs.shape[2], 1.0 if self.prior == "sum" else 0.0)
 
     # ---- training -----------------------------------------------------------------------------
+    def _resolve_task(self, side: SideInfo | None) -> None:
+        """Settle the ``auto`` choices on the training data: trained on a split in time (with
+        the interactions' days known), the ranker learns the next interactions (the newest
+        holdout), its candidates are each generator's own picks in turn, and a recent-
+        popularity generator joins the default ones; otherwise a random holdout and the
+        blend's candidates."""
+        in_time = (
+            side is not None
+            and side.split in TIME_SPLITS
+            and side.interaction_days is not None
+            and self.n_folds == 1
+        )
+        if self.holdout == "auto":
+            self.holdout = "newest" if in_time else "random"
+        if self.candidates == "auto":
+            self.candidates = "union" if self.holdout == "newest" else "sum"
+        names = [g["name"] for g in self.generators]
+        if (
+            self.holdout == "newest"
+            and self._default_generators
+            and "recent_popularity" not in names
+        ):
+            self.generators = [*self.generators, dict(RECENCY_GENERATOR)]
+
     def _new_generators(self) -> list[Recommender]:
         return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
 
@@ -595,6 +659,7 @@ class RankerRecommender(Recommender):
         import lightgbm as lgb
 
         self._check_train(train)
+        self._resolve_task(side)
         self.generators = usable_members(self.generators, side)
         folds = self._folds(train.matrix, side)
         side = label_safe_attributes(side, folds)
@@ -745,6 +810,7 @@ class RankerRecommender(Recommender):
         return {
             "generators": self.generators,
             "n_candidates": self.n_candidates,
+            "candidates": self.candidates,
             "holdout_fraction": self.holdout_fraction,
             "holdout": self.holdout,
             "n_folds": self.n_folds,
