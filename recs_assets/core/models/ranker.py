@@ -28,7 +28,7 @@ interactions, so the ranker learns what comes next; the candidates are then each
 own picks in turn (``candidates="union"``: a generator the others outvote still brings its best
 items) and a recent-popularity generator joins the default ones. On a random split (P1), a
 random holdout and the blend's top candidates (``"sum"``). On ML-100K P2 this took NDCG@10 from
-0.1885 to 0.2709; each of the three alone did nothing (docs/models.md).
+0.1885 to 0.2709; the three parts only work together (docs/models.md).
 With ``n_folds`` > 1 every training interaction is held out once, fold by fold (out-of-fold
 candidates from ``n_folds`` fits of each generator).
 The trees learn corrections on top of a prior, not the order from scratch: the prior is a
