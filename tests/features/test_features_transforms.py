@@ -228,3 +228,21 @@ def test_naive_as_of_is_rejected(frames) -> None:
     ev, us, it = frames
     with pytest.raises(ValueError, match="timezone-aware"):
         user_features(ev, us, it, as_of=datetime(2024, 1, 31), categories=CATS)
+
+
+def test_contract_on_files_names_a_wrong_type_as_pandera_does(spark, tmp_path) -> None:
+    """A column of the wrong type (a long hour, a string day) is a schema finding on both paths."""
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    df = spark.createDataFrame(
+        [("e0", "u1", "i1", t, 10, "1", False, "web", "ios", "s1", 1, 0.0, None)],
+        "event_id string, user_id string, item_id string, timestamp timestamp, hour_of_day long, "
+        "day_of_week string, is_weekend boolean, device string, platform string, "
+        "session_key string, position_in_session int, seconds_since_session_start double, "
+        "seconds_since_prev_event double",
+    )
+    spark_report = check_contract("context_features", df)
+    files_report = _on_files(df, tmp_path)
+    wrong = {e["column"] for e in files_report.errors if e["kind"] == "SCHEMA/WRONG_DATATYPE"}
+    assert wrong == {"hour_of_day", "day_of_week"}
+    assert wrong <= {e["column"] for e in spark_report.errors}
+    assert not files_report.passed and not spark_report.passed

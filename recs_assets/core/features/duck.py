@@ -40,6 +40,7 @@ from recs_assets.core.features.transforms.item import (
 from recs_assets.core.features.transforms.item import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_PRIOR_WEIGHT,
+    ITEM_COLUMNS,
 )
 from recs_assets.core.features.transforms.user import (
     CATEGORY_PREFIX,
@@ -373,29 +374,6 @@ def item_features_sql(
     )
     dows = ", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))
     counts = {c: f"coalesce({c}, 0)" for c in ITEM_COUNT_COLUMNS}
-    columns = [
-        "item_id",
-        "feature_timestamp",
-        "events_7d",
-        "events_30d",
-        "events_all",
-        *(f"{t}_count_all" for t in EVENT_TYPES),
-        "distinct_users_all",
-        "distinct_users_30d",
-        "decayed_events",
-        "trending_score",
-        "rating_count",
-        "rating_mean",
-        "bayes_rating",
-        "categories",
-        "category_count",
-        "price",
-        "quality",
-        "age_days",
-        "days_since_last_event",
-        "weekend_share",
-        "dow_concentration",
-    ]
     exprs = {
         **counts,
         "decayed_events": "coalesce(decayed_events, 0.0)",
@@ -415,7 +393,7 @@ def item_features_sql(
         ),
         "age_days": f"coalesce({_age('created_at', as_of)}, _first_age)",
     }
-    select = ", ".join(f"{exprs[c]} AS {q(c)}" if c in exprs else q(c) for c in columns)
+    select = ", ".join(f"{exprs[c]} AS {q(c)}" if c in exprs else q(c) for c in ITEM_COLUMNS)
     return f"""
         WITH ev AS (
             SELECT *, {_age("timestamp", as_of)} AS _age FROM interactions

@@ -212,6 +212,33 @@ def _flatten(errors: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _missing_errors(columns: list[str]) -> list[dict[str, str]]:
+    """One schema finding per missing column (what pandera reports)."""
+    return [
+        {
+            "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
+            "column": c,
+            "check": "column_in_dataframe",
+            "error": f"column '{c}' missing",
+        }
+        for c in columns
+    ]
+
+
+def _rule_errors(failing: list[int], rules: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """One data finding per column with failing rows: (column, rule names) of each rule."""
+    return [
+        {
+            "kind": "DATA/DATAFRAME_CHECK",
+            "column": column,
+            "check": names,
+            "error": f"{n} row(s) break the column's rules ({names})",
+        }
+        for n, (column, names) in zip(failing, rules, strict=True)
+        if n
+    ]
+
+
 def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractReport:
     """Validate ``df`` against ``table``'s contract and count / sample the failing rows."""
     if table not in CONTRACTS:
@@ -222,15 +249,7 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
         validated = CONTRACTS[table].validate(df.limit(0))
     errors = _flatten(dict(validated.pandera.errors or {}))
     missing_family = [c for c in COUNT_FAMILIES[table] if c not in df.columns]
-    errors += [
-        {
-            "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
-            "column": c,
-            "check": "column_in_dataframe",
-            "error": f"column '{c}' missing",
-        }
-        for c in missing_family
-    ]
+    errors += _missing_errors(missing_family)
     rules = column_rules(table, df)
     if not rules:
         return ContractReport(table, errors, 0, [])
@@ -241,17 +260,8 @@ def check_contract(table: str, df: DataFrame, sample_size: int = 5) -> ContractR
         *[F.count(F.when(pred, 1)).alias(f"__{i}") for i, (pred, _) in enumerate(rules.values())],
     ).first()
     assert counts is not None
-    for i, (column, (_, names)) in enumerate(rules.items()):
-        n = int(counts[f"__{i}"])
-        if n:
-            errors.append(
-                {
-                    "kind": "DATA/DATAFRAME_CHECK",
-                    "column": column,
-                    "check": names,
-                    "error": f"{n} row(s) break the column's rules ({names})",
-                }
-            )
+    failing = [int(counts[f"__{i}"]) for i in range(len(rules))]
+    errors += _rule_errors(failing, [(c, names) for c, (_, names) in rules.items()])
     n_bad = int(counts["__any"])
     bad = df.where(predicate)
     sample = [row.asDict() for row in bad.limit(sample_size).collect()] if n_bad else []
@@ -310,44 +320,29 @@ def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> 
     import duckdb
     import pyarrow.dataset as ds
 
+    from recs_assets.core.features.duck import files_relation
+
     if table not in CONTRACTS:
         raise ValueError(f"no contract for {table!r}; known: {sorted(CONTRACTS)}")
     arrow = {f.name: str(f.type) for f in ds.dataset(files, format="parquet").schema}
     schema = CONTRACTS[table].to_schema()
-    errors: list[dict[str, str]] = []
-    for name, column in schema.columns.items():
-        if name not in arrow:
-            errors.append(
-                {
-                    "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
-                    "column": name,
-                    "check": "column_in_dataframe",
-                    "error": f"column '{name}' not in dataframe",
-                }
-            )
-        elif arrow[name] not in _ARROW_TYPES[str(column.dtype)]:
-            errors.append(
-                {
-                    "kind": "SCHEMA/WRONG_DATATYPE",
-                    "column": name,
-                    "check": f"dtype('{column.dtype}')",
-                    "error": f"expected column '{name}' to have type {column.dtype}, "
-                    f"got {arrow[name]}",
-                }
-            )
+    errors = _missing_errors(
+        [c for c in (*schema.columns, *COUNT_FAMILIES[table]) if c not in arrow]
+    )
     errors += [
         {
-            "kind": "SCHEMA/COLUMN_NOT_IN_DATAFRAME",
-            "column": c,
-            "check": "column_in_dataframe",
-            "error": f"column '{c}' missing",
+            "kind": "SCHEMA/WRONG_DATATYPE",
+            "column": name,
+            "check": f"dtype('{column.dtype}')",
+            "error": f"expected column '{name}' to have type {column.dtype}, got {arrow[name]}",
         }
-        for c in COUNT_FAMILIES[table]
-        if c not in arrow
+        for name, column in schema.columns.items()
+        if name in arrow and arrow[name] not in _ARROW_TYPES[str(column.dtype)]
     ]
     rules: dict[str, tuple[str, str]] = {}
     for name, column in schema.columns.items():
-        if name in arrow:
+        # a column of the wrong type already fails the check; its rules would not bind
+        if name in arrow and arrow[name] in _ARROW_TYPES[str(column.dtype)]:
             pred = _sql_violation(name, bool(column.nullable), list(column.checks))
             if pred is not None:
                 names = [] if column.nullable else ["not_nullable"]
@@ -361,8 +356,7 @@ def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> 
             )
     if not rules:
         return ContractReport(table, errors, 0, [])
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    relation = f"read_parquet([{listed}], hive_partitioning = false)"
+    relation = files_relation(files)
     predicate = " OR ".join(f"({pred})" for pred, _ in rules.values())
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
@@ -372,16 +366,8 @@ def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> 
             + f" FROM {relation}"
         ).fetchone()
         assert counts is not None
-        for n, (column, (_, names)) in zip(counts[1:], rules.items(), strict=True):
-            if n:
-                errors.append(
-                    {
-                        "kind": "DATA/DATAFRAME_CHECK",
-                        "column": column,
-                        "check": names,
-                        "error": f"{n} row(s) break the column's rules ({names})",
-                    }
-                )
+        failing = [int(n) for n in counts[1:]]
+        errors += _rule_errors(failing, [(c, names) for c, (_, names) in rules.items()])
         n_bad = int(counts[0])
         sample = (
             con.execute(f"SELECT * FROM {relation} WHERE {predicate} LIMIT {int(sample_size)}")

@@ -92,6 +92,31 @@ ITEM_CATALOG: tuple[FeatureSpec, ...] = (
     ),
 )
 
+ITEM_COLUMNS: tuple[str, ...] = (
+    "item_id",
+    "feature_timestamp",
+    "events_7d",
+    "events_30d",
+    "events_all",
+    *(f"{t}_count_all" for t in EVENT_TYPES),
+    "distinct_users_all",
+    "distinct_users_30d",
+    "decayed_events",
+    "trending_score",
+    "rating_count",
+    "rating_mean",
+    "bayes_rating",
+    "categories",
+    "category_count",
+    "price",
+    "quality",
+    "age_days",
+    "days_since_last_event",
+    "weekend_share",
+    "dow_concentration",
+)
+"""The columns of an ``item_features`` table, in order (every engine)."""
+
 _COUNTS: tuple[str, ...] = (
     "events_7d",
     "events_30d",
@@ -197,25 +222,7 @@ def item_features(
     return out.select(
         "item_id",
         as_of_col(as_of).alias("feature_timestamp"),
-        "events_7d",
-        "events_30d",
-        "events_all",
-        *(f"{t}_count_all" for t in EVENT_TYPES),
-        "distinct_users_all",
-        "distinct_users_30d",
-        "decayed_events",
-        "trending_score",
-        "rating_count",
-        "rating_mean",
-        "bayes_rating",
-        "categories",
-        "category_count",
-        "price",
-        "quality",
-        "age_days",
-        "days_since_last_event",
-        "weekend_share",
-        "dow_concentration",
+        *ITEM_COLUMNS[2:],
     )
 
 
