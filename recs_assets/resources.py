@@ -83,8 +83,9 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     )
     return {
         # DataFrames as Parquet tables (<data dir>/tables), readable by Spark, DuckDB and pandas;
-        # the feature assets get the raw tables as Spark DataFrames over those files
-        "io_manager": TableIOManager(root=env.get(TABLES_DIR_ENV, ""), spark=spark),
+        # the feature assets get the raw tables as references to those files (TableRef), read
+        # by the engine of the build
+        "io_manager": TableIOManager(root=env.get(TABLES_DIR_ENV, "")),
         "phase1": LandedPhase1Source.from_spec(env.get(SOURCE_ENV, "synthetic") or "synthetic"),
         "spark": spark,
         "data_dir": DataDirResource(path=env.get("RECS_DATA_DIR", "")),

@@ -208,7 +208,12 @@ def build_inputs(
     return BuildInputs(
         days=days,
         tables={name: files_fingerprint(t) for name, t in tables.items()},
-        settings=settings_fingerprint(config=config.model_dump(), code=code, **settings),
+        # the engine is not a setting of the rows: either engine keeps the other's snapshots
+        settings=settings_fingerprint(
+            config=config.model_dump(exclude={"engine", "duckdb_max_events"}),
+            code=code,
+            **settings,
+        ),
     )
 
 

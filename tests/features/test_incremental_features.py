@@ -83,7 +83,7 @@ def test_reuse_needs_the_same_days_up_to_the_snapshot(tmp_path: Path) -> None:
 def _resources(root: Path, spark: SparkResource) -> dict[str, object]:
     return {
         "io_manager": TableIOManager(
-            root=str(root / "tables"), artifacts_root=str(root / "artifacts"), spark=spark
+            root=str(root / "tables"), artifacts_root=str(root / "artifacts")
         ),
         "phase1": Phase1Source(kind="synthetic", preset="small", seed=3),
         "spark": spark,
@@ -164,3 +164,16 @@ def test_a_landed_week_recomputes_only_the_snapshots_after_it(tmp_path: Path, sp
         want = _table(spark, fresh.output_for_node(node).path, key)
         assert len(got) == len(want) > 0
         pd.testing.assert_frame_equal(got, want[got.columns], check_exact=False, rtol=1e-9)
+
+
+def test_plain_paths_are_taken_as_they_are(tmp_path: Path) -> None:
+    """A tables root with ``#``, ``?`` or ``%`` in it: plain paths are file names, not URLs
+    (only Spark's ``file:`` URIs are percent-decoded)."""
+    from recs_assets.core.features.incremental import day_fingerprints, local_path
+
+    odd = tmp_path / "run#1?x%20y" / "partition=2024-01-01" / "data.parquet"
+    odd.parent.mkdir(parents=True)
+    odd.write_bytes(b"rows")
+    assert local_path(str(odd)) == odd
+    assert local_path("file:///data/a%20b/x.parquet") == Path("/data/a b/x.parquet")
+    assert set(day_fingerprints([str(odd)])) == {"2024-01-01"}

@@ -217,8 +217,10 @@ def test_without_item_categories_the_ranker_fits_lightfm_as_pure_cf(split_and_si
         n_candidates=30,
         n_estimators=5,
     ).fit(split.train)  # no side information at all
-    assert model.generators[1]["params"]["hybrid_items"] is False
-    assert model.params()["generators"][1]["params"]["hybrid_items"] is False
+    # the fitted member is pure CF; the request (params) stays as asked, so a refit with
+    # categories gets the hybrid
+    assert model.generators_[1]["params"]["hybrid_items"] is False
+    assert model.params()["generators"][1]["params"]["hybrid_items"] is True
     assert np.isfinite(model.score(np.arange(3))).all()
 
 
@@ -440,28 +442,36 @@ def test_a_split_in_time_makes_the_ranker_learn_what_comes_next(
     random split it keeps the random holdout and the blend's candidates."""
     split, side = split_and_side
     small = {k: v for k, v in SMALL.items() if k != "generators"}
-    in_time = RankerRecommender(**small).fit(split.train, replace(side, split="temporal"))
-    assert in_time.params()["holdout"] == "newest"
-    assert in_time.params()["candidates"] == "union"
-    assert [g["name"] for g in in_time.generators][-1] == "recent_popularity"
-    at_random = RankerRecommender(**small).fit(split.train, replace(side, split="stratified"))
-    assert at_random.params()["holdout"] == "random"
-    assert at_random.params()["candidates"] == "sum"
-    assert "recent_popularity" not in [g["name"] for g in at_random.generators]
+    temporal, stratified = replace(side, split="temporal"), replace(side, split="stratified")
+    in_time = RankerRecommender(**small).fit(split.train, temporal)
+    assert (in_time.holdout_, in_time.candidates_) == ("newest", "union")
+    assert [g["name"] for g in in_time.generators_][-1] == "recent_popularity"
+    assert "recent_popularity_z" in in_time.feature_names()
+    at_random = RankerRecommender(**small).fit(split.train, stratified)
+    assert (at_random.holdout_, at_random.candidates_) == ("random", "sum")
+    assert "recent_popularity" not in [g["name"] for g in at_random.generators_]
+    # the request is kept: a refit from params() (the evaluation report refits each family
+    # on the other protocol's split) or a second fit on other data resolves anew
+    assert at_random.params()["holdout"] == "auto" and at_random.params()["candidates"] == "auto"
+    refit = RankerRecommender(**at_random.params()).fit(split.train, temporal)
+    assert (refit.holdout_, refit.candidates_) == ("newest", "union")
+    assert [g["name"] for g in refit.generators_][-1] == "recent_popularity"
+    in_time.fit(split.train, stratified)
+    assert (in_time.holdout_, in_time.candidates_) == ("random", "sum")
+    assert "recent_popularity" not in [g["name"] for g in in_time.generators_]
+    in_time.fit(split.train, temporal)
     # without the days a split in time cannot be cut: the random holdout, no error
     no_days = replace(side, split="temporal", interaction_days=None)
-    assert RankerRecommender(**small).fit(split.train, no_days).params()["holdout"] == "random"
+    assert RankerRecommender(**small).fit(split.train, no_days).holdout_ == "random"
     # named generators are kept as they are; an explicit holdout is not overridden
-    named = RankerRecommender(**SMALL).fit(split.train, replace(side, split="temporal"))
-    assert [g["name"] for g in named.generators] == ["ease", "als"]
-    kept = RankerRecommender(**SMALL, holdout="random").fit(
-        split.train, replace(side, split="temporal")
-    )
-    assert kept.params()["holdout"] == "random" and kept.params()["candidates"] == "sum"
+    named = RankerRecommender(**SMALL).fit(split.train, temporal)
+    assert [g["name"] for g in named.generators_] == ["ease", "als"]
+    kept = RankerRecommender(**SMALL, holdout="random").fit(split.train, temporal)
+    assert (kept.holdout_, kept.candidates_) == ("random", "sum")
     # the resolved choices are saved: a loaded ranker scores the same
     users = np.arange(split.train.n_users)
     loaded = RankerRecommender.load(in_time.save(tmp_path / "ranker"))
-    assert loaded.params()["candidates"] == "union"
+    assert (loaded.candidates_, loaded.generators_) == ("union", in_time.generators_)
     np.testing.assert_array_equal(loaded.score(users), in_time.score(users))
     with pytest.raises(RecommenderError, match="candidates must be one of"):
         RankerRecommender(candidates="all")

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from recs_assets.core.features.duck import default_memory_limit
+from recs_assets.core.duckdb_settings import default_memory_limit
 
 BASE_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "rating", "weight")
 FEATURE_TIME = "feature_timestamp"

@@ -16,7 +16,6 @@ canonical columns and types: ``interactions``, ``users`` and ``items``. Time is 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
+from recs_assets.core.duckdb_settings import default_memory_limit
 from recs_assets.core.features.transforms._columns import (
     DEFAULT_SESSION_GAP_MINUTES,
     category_columns,
@@ -59,15 +59,6 @@ _SQL_TYPES = {
     "Int64": "BIGINT",
     "datetime64[us, UTC]": "TIMESTAMPTZ",
 }
-
-
-def default_memory_limit() -> str:
-    """``$RECS_DUCKDB_MEMORY``, else 25% of the machine's memory (DuckDB spills beyond it)."""
-    configured = os.environ.get("RECS_DUCKDB_MEMORY", "").strip()
-    if configured:
-        return configured
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return f"{max(1, int(total * 0.25 / 2**30))}GB"
 
 
 def q(name: str) -> str:
@@ -126,6 +117,18 @@ class FeatureConnection:
                 "temp_directory": self._spill,
             }
         )
+        try:
+            self._views(interactions, users, items)
+        except BaseException:
+            self.close()
+            raise
+
+    def _views(
+        self,
+        interactions: Sequence[str] | pd.DataFrame,
+        users: Sequence[str] | pd.DataFrame,
+        items: Sequence[str] | pd.DataFrame,
+    ) -> None:
         self.con.execute("SET TimeZone = 'UTC'")
         for view, source in (("interactions", interactions), ("users", users), ("items", items)):
             if isinstance(source, pd.DataFrame):  # small data and tests: the frame itself

@@ -77,9 +77,14 @@ class SparkEngine:
         items: Source | None = None,
     ) -> None:
         self.session = session
+        self.items: SparkDataFrame | None = None
         self.events = self._frame(interactions, "interactions").cache()
-        self.users = self._frame(users, "users") if users is not None else None
-        self.items = self._frame(items, "items").cache() if items is not None else None
+        try:
+            self.users = self._frame(users, "users") if users is not None else None
+            self.items = self._frame(items, "items").cache() if items is not None else None
+        except BaseException:
+            self.close()
+            raise
 
     def _frame(self, source: Source, name: str) -> SparkDataFrame:
         if isinstance(source, TableRef):
@@ -140,15 +145,16 @@ class SparkEngine:
             .distinct()
             .cache()
         )
-        fresh = context_features(
-            self.events.join(touched, "user_id", "left_semi"),
-            session_gap_minutes=gap,
-        )
-        kept = self.session.read.parquet(str(path)).join(touched, "user_id", "left_anti")
-        table = write_swapped(fresh.unionByName(kept), "context_features", path, (), inputs)
-        n = str(touched.count())
-        touched.unpersist()
-        return table, n
+        try:
+            fresh = context_features(
+                self.events.join(touched, "user_id", "left_semi"),
+                session_gap_minutes=gap,
+            )
+            kept = self.session.read.parquet(str(path)).join(touched, "user_id", "left_anti")
+            table = write_swapped(fresh.unionByName(kept), "context_features", path, (), inputs)
+            return table, str(touched.count())
+        finally:
+            touched.unpersist()
 
     def preview(self, path: str) -> pd.DataFrame:
         return self.session.read.parquet(path).limit(5).toPandas()
@@ -249,7 +255,7 @@ class DuckEngine:
         old = duck.files_relation(duck.parquet_files(path))
         sql = (
             f"({duck.context_features_sql(session_gap_minutes=gap, users=touched)}) "
-            f"UNION ALL BY NAME (SELECT * FROM {old} WHERE user_id NOT IN ({touched}))"
+            f"UNION ALL BY NAME (SELECT o.* FROM {old} o ANTI JOIN ({touched}) t USING (user_id))"
         )
         table = swap_in(self._write(sql, "context_features", ()), path, (), inputs)
         return table, str(n[0] if n else 0)

@@ -77,9 +77,11 @@ def file_fingerprint(paths: Iterable[Path]) -> str:
 
 
 def local_path(uri: str) -> Path:
-    """A Spark input file (``file:/...`` or a plain path) as a local path."""
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
+    """A Spark input file (``file:/...``, percent-encoded) or a plain path (taken as it is:
+    ``#``, ``?`` and ``%`` are file name characters there) as a local path."""
+    if uri.startswith("file:"):
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri)
 
 
 def day_fingerprints(files: Iterable[str]) -> dict[str, str]:

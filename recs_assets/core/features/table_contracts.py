@@ -349,7 +349,16 @@ def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> 
                 names += [check.name for check in column.checks]
                 rules[name] = (pred, ", ".join(names))
     for c in COUNT_FAMILIES[table]:
-        if c in arrow:
+        if c in arrow and arrow[c] not in _ARROW_TYPES["LongType()"]:
+            errors.append(
+                {
+                    "kind": "SCHEMA/WRONG_DATATYPE",
+                    "column": c,
+                    "check": "dtype('LongType()')",
+                    "error": f"expected column '{c}' to have type LongType(), got {arrow[c]}",
+                }
+            )
+        elif c in arrow:
             rules[c] = (
                 f'coalesce("{c}" IS NULL OR "{c}" < 0, TRUE)',
                 "not_nullable, greater_than_or_equal_to",

@@ -43,6 +43,7 @@ The test split is never seen. State is npz arrays only (the booster as its text 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Self
@@ -413,12 +414,15 @@ class RankerRecommender(Recommender):
         num_threads: int = 0,
     ) -> None:
         super().__init__()
-        self._default_generators = generators is None
         self.generators = member_specs(
             self.name,
             "generator",
             DEFAULT_GENERATORS if generators is None else generators,
             GENERATOR_CLASSES,
+        )
+        # the defaults, passed or not (a refit from ``params()`` names them): auto may extend them
+        self._default_generators = self.generators == member_specs(
+            self.name, "generator", DEFAULT_GENERATORS, GENERATOR_CLASSES
         )
         if n_candidates < 1:
             raise RecommenderError(f"{self.name}: n_candidates must be >= 1")
@@ -460,6 +464,11 @@ class RankerRecommender(Recommender):
         self.num_threads = int(num_threads)
         self.models_: list[Recommender] = []
         self.booster_: Any = None
+        # what a fit resolved ``auto`` to (before a fit, and for a model saved before ``auto``
+        # existed: the random holdout and the blend's candidates)
+        self.holdout_ = "random" if holdout == "auto" else holdout
+        self.candidates_ = "sum" if candidates == "auto" else candidates
+        self.generators_: list[dict[str, Any]] = [dict(g) for g in self.generators]
         self.prior_weights_ = np.zeros(len(self.generators))
         self.n_trees_ = 0
         self.prior_ndcg_ = float("nan")  # held-out NDCG@10 of the prior alone (early-stop users)
@@ -474,7 +483,7 @@ class RankerRecommender(Recommender):
         (``lightfm``, ``lightfm_2``), so two generators of one family keep their own features."""
         seen: dict[str, int] = {}
         labels = []
-        for g in self.generators:
+        for g in self.generators_:
             seen[g["name"]] = seen.get(g["name"], 0) + 1
             n = seen[g["name"]]
             labels.append(g["name"] if n == 1 else f"{g['name']}_{n}")
@@ -502,7 +511,7 @@ class RankerRecommender(Recommender):
         masked = blend.copy()
         masked[rows, ex.indices] = -np.inf
         n = min(self.n_candidates, blend.shape[1])
-        if self.candidates == "union":
+        if self.candidates_ == "union":
             # each generator's best items in turn: an item's key is its best rank in any
             # generator (ties: the blend), so one generator's picks are not outvoted by the rest
             best = np.full(blend.shape, np.inf)
@@ -591,20 +600,21 @@ class RankerRecommender(Recommender):
             and side.interaction_days is not None
             and self.n_folds == 1
         )
-        if self.holdout == "auto":
-            self.holdout = "newest" if in_time else "random"
-        if self.candidates == "auto":
-            self.candidates = "union" if self.holdout == "newest" else "sum"
-        names = [g["name"] for g in self.generators]
-        if (
-            self.holdout == "newest"
-            and self._default_generators
-            and "recent_popularity" not in names
-        ):
-            self.generators = [*self.generators, dict(RECENCY_GENERATOR)]
+        holdout = self.holdout
+        if holdout == "auto":
+            holdout = "newest" if in_time else "random"
+        candidates = self.candidates
+        if candidates == "auto":
+            candidates = "union" if holdout == "newest" else "sum"
+        generators = [dict(g) for g in self.generators]
+        if holdout == "newest" and self._default_generators:
+            generators.append(dict(RECENCY_GENERATOR))
+        # the requested values stay as they are (params(), a refit on other data resolves anew)
+        self.holdout_, self.candidates_ = holdout, candidates
+        self.generators_ = usable_members(generators, side)
 
     def _new_generators(self) -> list[Recommender]:
-        return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators]
+        return [GENERATOR_CLASSES[g["name"]](**g["params"]) for g in self.generators_]
 
     def _folds(
         self, matrix: sp.csr_matrix, side: SideInfo | None = None
@@ -613,7 +623,7 @@ class RankerRecommender(Recommender):
         > 1 every training interaction held out once, in one of ``n_folds`` folds; with
         ``holdout="newest"`` (and the interactions' days known) the newest ``holdout_fraction``
         of the interactions, one cut in time for every user."""
-        if self.holdout == "newest":
+        if self.holdout_ == "newest":
             days = None if side is None else side.interaction_days
             if days is None or days.shape != matrix.shape:
                 raise RecommenderError(
@@ -660,7 +670,6 @@ class RankerRecommender(Recommender):
 
         self._check_train(train)
         self._resolve_task(side)
-        self.generators = usable_members(self.generators, side)
         folds = self._folds(train.matrix, side)
         side = label_safe_attributes(side, folds)
         users, items = (
@@ -686,7 +695,7 @@ class RankerRecommender(Recommender):
                 "the candidates; the ranker needs 2 or more (use more data or raise n_candidates)"
             )
         val, fit_ = validation_groups(group_users, self.validation_fraction, self.seed)
-        zs = x3[:, :, [3 * g + 1 for g in range(len(self.generators))]]
+        zs = x3[:, :, [3 * g + 1 for g in range(len(self.generators_))]]
         weights = self._prior_weights(zs[fit_], y3[fit_], seen[fit_])
         prior = _zscore(zs @ weights)
         f = x3.shape[2]
@@ -836,6 +845,18 @@ class RankerRecommender(Recommender):
             "n_trees": np.array([self.n_trees_]),
             "held_out_ndcg": np.array([self.prior_ndcg_, self.ranker_ndcg_]),
             "attribute_names": np.array(self.attribute_names_, dtype=np.str_),
+            "resolved": np.array(
+                [
+                    json.dumps(
+                        {
+                            "holdout": self.holdout_,
+                            "candidates": self.candidates_,
+                            "generators": self.generators_,
+                        }
+                    )
+                ],
+                dtype=np.str_,
+            ),
         }
         for name in CONTEXT_ARRAYS:
             value = getattr(self.context_, name)
@@ -849,13 +870,17 @@ class RankerRecommender(Recommender):
         import lightgbm as lgb
 
         self.booster_ = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        if "resolved" in state:
+            resolved = json.loads(str(state["resolved"][0]))
+            self.holdout_, self.candidates_ = resolved["holdout"], resolved["candidates"]
+            self.generators_ = [dict(g) for g in resolved["generators"]]
         self.train_ = csr_from_state("train", state)
         if "prior_weights" in state:
             self.prior_weights_ = np.asarray(state["prior_weights"], dtype=np.float64)
             self.n_trees_ = int(state["n_trees"][0])
             self.prior_ndcg_, self.ranker_ndcg_ = (float(v) for v in state["held_out_ndcg"])
         else:  # saved before the prior existed: every tree, no prior (what it served then)
-            self.prior_weights_ = np.zeros(len(self.generators))
+            self.prior_weights_ = np.zeros(len(self.generators_))
             self.n_trees_ = int(self.booster_.num_trees())
         names = state.get("attribute_names")
         self.attribute_names_ = () if names is None else tuple(str(n) for n in names)
