@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -41,6 +41,7 @@ from recs_assets.core.phase1.schema import TABLE_COLUMNS
 from recs_assets.core.table_store import TableRef
 
 Engine = Literal["auto", "spark", "duckdb"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 Source = pd.DataFrame | TableRef | SparkDataFrame
 """A raw table as an engine gets it: files on storage, a Spark frame, or pandas (small data)."""
 
