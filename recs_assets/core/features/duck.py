@@ -137,10 +137,7 @@ class FeatureConnection:
             elif not source:
                 raise ValueError(f"{view}: no Parquet files to read")
             else:
-                listed = ", ".join(lit(f) for f in source)
-                relation = (
-                    f"read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
-                )
+                relation = files_relation(source, union_by_name=True)
             self.con.execute(f"CREATE VIEW {view} AS {canonical_select(self.con, view, relation)}")
 
     def close(self) -> None:
@@ -183,9 +180,12 @@ def canonical_select(con: duckdb.DuckDBPyConnection, table: str, relation: str) 
     return f"SELECT {select} FROM {relation}"
 
 
-def files_relation(files: Sequence[str]) -> str:
-    """A relation over Parquet ``files``."""
-    return f"read_parquet([{', '.join(lit(f) for f in files)}], hive_partitioning = false)"
+def files_relation(files: Sequence[str], union_by_name: bool = False) -> str:
+    """A relation over Parquet ``files`` (``union_by_name``: columns matched by name across
+    files, a column some lack is null there)."""
+    listed = ", ".join(lit(f) for f in files)
+    by_name = ", union_by_name = true" if union_by_name else ""
+    return f"read_parquet([{listed}], hive_partitioning = false{by_name})"
 
 
 def top_categories_sql(limit: int) -> str:

@@ -12,6 +12,7 @@ same columns. The pass also counts the failing rows and samples a few.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
@@ -148,28 +149,48 @@ class ContractReport:
         )
 
 
+# a bound check of pandera -> (the comparison a value breaking it satisfies, its statistic)
+_BOUNDS: dict[str, tuple[str, str]] = {
+    "greater_than_or_equal_to": ("<", "min_value"),
+    "greater_than": ("<=", "min_value"),
+    "less_than_or_equal_to": (">", "max_value"),
+    "less_than": (">=", "max_value"),
+}
+_COMPARE = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def breaches(column: str, checks: list[Any]) -> list[tuple[str, Any]]:
+    """The comparisons (operator, value) a value breaking the column's pandera checks
+    satisfies, operator among ``<``, ``<=``, ``>``, ``>=`` and ``not in``: the rules both the
+    Spark pass and the DuckDB pass check. A rule neither pass can check raises (it would pass
+    unseen)."""
+    out: list[tuple[str, Any]] = []
+    for check in checks:
+        stats = check.statistics or {}
+        if check.name in _BOUNDS:
+            op, key = _BOUNDS[check.name]
+            out.append((op, stats[key]))
+        elif check.name == "in_range":
+            out.append(("<" if stats.get("include_min", True) else "<=", stats["min_value"]))
+            out.append((">" if stats.get("include_max", True) else ">=", stats["max_value"]))
+        elif check.name == "isin":
+            out.append(("not in", list(stats["allowed_values"])))
+        else:
+            raise ValueError(f"column {column!r}: no single-pass check for rule {check.name!r}")
+    return out
+
+
 def _violation(column: str, nullable: bool, checks: list[Any]) -> Column | None:
     """A Spark predicate true on rows that break the column's rules (None if no row rule)."""
     col = F.col(f"`{column}`")
     parts: list[Column] = [] if nullable else [col.isNull()]
-    for check in checks:
-        stats = check.statistics or {}
-        if check.name == "greater_than_or_equal_to":
-            parts.append(col < F.lit(stats["min_value"]))
-        elif check.name == "greater_than":
-            parts.append(col <= F.lit(stats["min_value"]))
-        elif check.name == "less_than_or_equal_to":
-            parts.append(col > F.lit(stats["max_value"]))
-        elif check.name == "less_than":
-            parts.append(col >= F.lit(stats["max_value"]))
-        elif check.name == "in_range":
-            lo, hi = F.lit(stats["min_value"]), F.lit(stats["max_value"])
-            parts.append((col < lo) if stats.get("include_min", True) else (col <= lo))
-            parts.append((col > hi) if stats.get("include_max", True) else (col >= hi))
-        elif check.name == "isin":
-            parts.append(~col.isin(list(stats["allowed_values"])))
-        else:  # a rule this pass cannot check would pass unseen: refuse it
-            raise ValueError(f"column {column!r}: no single-pass check for rule {check.name!r}")
+    for op, value in breaches(column, checks):
+        parts.append(~col.isin(value) if op == "not in" else _COMPARE[op](col, F.lit(value)))
     # comparisons with null are null: coalesce so a null value only fails the nullability rule
     parts = [F.coalesce(p, F.lit(False)) for p in parts]
     return reduce(lambda a, b: a | b, parts) if parts else None
@@ -289,25 +310,11 @@ def _sql_violation(column: str, nullable: bool, checks: list[Any]) -> str | None
     """``_violation`` as a DuckDB SQL predicate (the same rules, the same null handling)."""
     col = '"' + column.replace('"', '""') + '"'
     parts: list[str] = [] if nullable else [f"{col} IS NULL"]
-    for check in checks:
-        stats = check.statistics or {}
-        if check.name == "greater_than_or_equal_to":
-            parts.append(f"{col} < {_sql_value(stats['min_value'])}")
-        elif check.name == "greater_than":
-            parts.append(f"{col} <= {_sql_value(stats['min_value'])}")
-        elif check.name == "less_than_or_equal_to":
-            parts.append(f"{col} > {_sql_value(stats['max_value'])}")
-        elif check.name == "less_than":
-            parts.append(f"{col} >= {_sql_value(stats['max_value'])}")
-        elif check.name == "in_range":
-            lo, hi = _sql_value(stats["min_value"]), _sql_value(stats["max_value"])
-            parts.append(f"{col} < {lo}" if stats.get("include_min", True) else f"{col} <= {lo}")
-            parts.append(f"{col} > {hi}" if stats.get("include_max", True) else f"{col} >= {hi}")
-        elif check.name == "isin":
-            allowed = ", ".join(_sql_value(v) for v in stats["allowed_values"])
-            parts.append(f"{col} NOT IN ({allowed})")
+    for op, value in breaches(column, checks):
+        if op == "not in":
+            parts.append(f"{col} NOT IN ({', '.join(_sql_value(v) for v in value)})")
         else:
-            raise ValueError(f"column {column!r}: no single-pass check for rule {check.name!r}")
+            parts.append(f"{col} {op} {_sql_value(value)}")
     parts = [f"coalesce({p}, FALSE)" for p in parts]
     return " OR ".join(f"({p})" for p in parts) if parts else None
 
