@@ -3,6 +3,7 @@ feature importance, and a save/load round trip of the whole context."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,12 @@ import pytest
 import scipy.sparse as sp
 
 from recs_assets.core.evaluation.protocols import stratified_split
-from recs_assets.core.evaluation.runner import SideTables, build_side_info, interaction_days
+from recs_assets.core.evaluation.runner import (
+    SideTables,
+    build_side_info,
+    interaction_days,
+    interaction_ratings,
+)
 from recs_assets.core.metrics import ndcg_at_k
 from recs_assets.core.models._helpers import fold_splits
 from recs_assets.core.models.attributes import Attributes, attributes
@@ -23,6 +29,7 @@ from recs_assets.core.models.ranker import (
     fit_prior_weights,
     group_ndcg,
     newest_split,
+    rating_stats,
     surely_better,
     validation_groups,
 )
@@ -490,3 +497,80 @@ def test_union_candidates_hold_each_generators_best_items(split_and_side) -> Non
         for u in range(len(users)):
             assert set(best[u]) <= set(cand[u])
     assert not np.take_along_axis(seen, cand, axis=1).any()
+
+
+def test_rating_stats_read_only_the_masked_ratings_and_keep_a_zero_rating() -> None:
+    # 3 users x 3 items; user 2 rated nothing; a 0 on a 0-10 scale is a rating, not a gap
+    ratings = sp.csr_matrix(
+        (np.array([4.0, 2.0, 0.0, 5.0]), (np.array([0, 0, 1, 1]), np.array([0, 1, 0, 2]))),
+        shape=(3, 3),
+    )
+    mask = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32))
+    item, user = rating_stats(ratings, mask, shrink=1.0)  # (1, 2) of user 1 is masked out
+    np.testing.assert_allclose(user[0], [3.0, 1.0])
+    np.testing.assert_allclose(user[1], [0.0, 0.0])
+    assert np.isnan(user[2]).all()
+    overall = (4.0 + 2.0 + 0.0) / 3
+    np.testing.assert_allclose(
+        item[:, 0], [(4.0 + 0.0 + overall) / 3, (2.0 + overall) / 2, overall]
+    )
+    # centered: user 0 rated item 0 one above their mean, user 1 rated it at their mean
+    np.testing.assert_allclose(item[:, 1], [(1.0 + 0.0) / 3, -1.0 / 2, 0.0])
+
+
+def test_interaction_ratings_hold_the_mean_rating_of_each_rated_training_pair() -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "b", "c"],
+            "item_id": ["x", "x", "y", "x", "z", "y"],
+            "rating": [4.0, 5.0, None, 0.5, 3.0, None],
+            "timestamp": pd.date_range("2024-01-01", periods=6, freq="D", tz="UTC"),
+        }
+    )
+    split = stratified_split(frame, ratio=0.99)
+    ratings = interaction_ratings(split)
+    assert ratings is not None and ratings.shape == split.train.matrix.shape
+    at = {
+        (split.user_ids[r], split.item_ids[c]): v for r, c, v in zip(*sp.find(ratings), strict=True)
+    }
+    kept = {
+        (str(u), str(i))
+        for u, i in zip(split.train_frame["user_id"], split.train_frame["item_id"], strict=True)
+    }
+    expected = {("a", "x"): 4.5, ("b", "x"): 0.5, ("b", "z"): 3.0}
+    assert at == {k: v for k, v in expected.items() if k in kept}
+    assert (
+        interaction_ratings(replace(split, train_frame=split.train_frame.drop(columns="rating")))
+        is None
+    )
+
+
+def test_ranker_reads_rating_statistics_and_loads_a_model_saved_without_them(
+    split_and_side, tmp_path: Path
+) -> None:
+    split, side = split_and_side
+    rng = np.random.default_rng(0)
+    rated = sp.csr_matrix(split.train.matrix, dtype=np.float64, copy=True)
+    rated.data = rng.integers(1, 11, rated.nnz).astype(np.float64)  # a 1-10 scale
+    with_ratings = replace(side, interaction_ratings=rated)
+    model = RankerRecommender(**SMALL, prior="none").fit(split.train, with_ratings)
+    assert model.context_ is not None and model.context_.item_rating is not None
+    assert {"item_rating_mean", "user_rating_std"} <= set(model.feature_importance())
+    users = np.arange(30)
+    loaded = RankerRecommender.load(model.save(tmp_path / "rated"))
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    # a version saved before the rating columns existed: its trees read none, and it still serves
+    before = RankerRecommender(**SMALL, ratings=False).fit(split.train, with_ratings)
+    assert not set(before.feature_names()) & {"item_rating_mean", "user_rating_mean"}
+    folder = before.save(tmp_path / "before")
+    state_file = next(Path(folder).glob("*.npz"))
+    state = dict(np.load(state_file))
+    del state["rating_features"]
+    np.savez(state_file, **state)
+    meta_file = Path(folder) / "params.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["params"]["ratings"]
+    meta_file.write_text(json.dumps(meta))
+    legacy = RankerRecommender.load(folder)
+    assert not legacy.rating_features_
+    np.testing.assert_allclose(legacy.score(users), before.score(users))

@@ -227,6 +227,7 @@ def build_side_info(split: Split, tables: SideTables | None) -> SideInfo:
         item_titles=titles,
         user_groups=user_segments(tables.users, split.user_ids, split.train),
         interaction_days=interaction_days(split),
+        interaction_ratings=interaction_ratings(split),
         split=split.protocol,
         # the raw tables hold static attributes only (no interaction counts): no leak
         user_attributes=None
@@ -254,6 +255,30 @@ def interaction_days(split: Split) -> sp.csr_matrix | None:
     )
     r, c = (latest.index.get_level_values(i).to_numpy() for i in (0, 1))
     return sp.csr_matrix((latest.to_numpy(), (r, c)), shape=split.train.matrix.shape)
+
+
+def interaction_ratings(split: Split) -> sp.csr_matrix | None:
+    """The mean rating of each rated training interaction, aligned with ``split.train``; None
+    when the split's rows carry no rating (implicit-only data)."""
+    frame = split.train_frame
+    if "rating" not in frame.columns or frame.empty:
+        return None
+    rated = frame[pd.to_numeric(frame["rating"], errors="coerce").notna()]
+    if rated.empty:
+        return None
+    rows = pd.Index(split.user_ids).get_indexer(rated["user_id"].astype(str))
+    cols = pd.Index(split.item_ids).get_indexer(rated["item_id"].astype(str))
+    ok = (rows >= 0) & (cols >= 0)
+    mean = (
+        pd.DataFrame(
+            {"r": rows[ok], "c": cols[ok], "v": rated["rating"].astype(float).to_numpy()[ok]}
+        )
+        .groupby(["r", "c"])["v"]
+        .mean()
+    )
+    r, c = (mean.index.get_level_values(i).to_numpy() for i in (0, 1))
+    # a rating of 0 is a value (0-10 scales): kept as an explicit entry, never eliminated
+    return sp.csr_matrix((mean.to_numpy(), (r, c)), shape=split.train.matrix.shape)
 
 
 # ---- scoring --------------------------------------------------------------------------------------

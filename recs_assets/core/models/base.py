@@ -150,6 +150,9 @@ class SideInfo:
         user_groups: per-user segment labels by segment name (e.g. {"gender": array}), or None.
         interaction_days: (n_users, n_items) CSR whose entries are the day (days since the epoch,
             float) of each training interaction, for time-aware models; None when unknown.
+        interaction_ratings: (n_users, n_items) CSR whose entries are the rating of each rated
+            training interaction (explicit feedback, on the source's declared scale); None when
+            the data carries no ratings. Entries are only where a rating was given.
         user_attributes, item_attributes: dense per-entity attributes for tree models (the
             ranker), e.g. from a point-in-time feature-store snapshot; None when unknown.
         split: the protocol the training data was split by (``stratified``, ``temporal``...),
@@ -163,6 +166,7 @@ class SideInfo:
     item_titles: tuple[str, ...] | None = None
     user_groups: dict[str, np.ndarray] | None = None
     interaction_days: sp.csr_matrix | None = None
+    interaction_ratings: sp.csr_matrix | None = None
     user_attributes: Attributes | None = None
     item_attributes: Attributes | None = None
     split: str | None = None

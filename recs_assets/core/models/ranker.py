@@ -214,6 +214,8 @@ class Context:
     item_median_day: np.ndarray | None
     user_attributes: np.ndarray | None = None  # (n_users, n_user_attributes)
     item_attributes: np.ndarray | None = None  # (n_items, n_item_attributes)
+    item_rating: np.ndarray | None = None  # (n_items, 2): shrunk mean rating, centered mean
+    user_rating: np.ndarray | None = None  # (n_users, 2): mean rating, standard deviation
 
 
 CONTEXT_ARRAYS: tuple[str, ...] = (
@@ -227,7 +229,46 @@ CONTEXT_ARRAYS: tuple[str, ...] = (
     "item_median_day",
     "user_attributes",
     "item_attributes",
+    "item_rating",
+    "user_rating",
 )
+RATING_FEATURES = (
+    "item_rating_mean",
+    "item_rating_centered",
+    "user_rating_mean",
+    "user_rating_std",
+)
+RATING_SHRINK = 5.0  # an item's mean rating counts as this many ratings at the global mean
+
+
+def rating_stats(
+    ratings: sp.csr_matrix, mask: sp.spmatrix, shrink: float = RATING_SHRINK
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item (n_items, 2), user (n_users, 2)) rating statistics over the rated entries of
+    ``ratings`` that ``mask`` stores (the part the features may read): per item the mean rating
+    and the mean of the users' centered ratings (rating minus the user's mean), both shrunk
+    toward the global value by ``shrink`` pseudo-ratings; per user the mean and the standard
+    deviation of their ratings. NaN where nothing is rated."""
+    coo = sp.coo_matrix(ratings)
+    inside = np.asarray(sp.csr_matrix(mask)[coo.row, coo.col]).ravel() != 0
+    r, c, v = coo.row[inside], coo.col[inside], coo.data[inside].astype(np.float64)
+    n_users, n_items = ratings.shape
+    user = np.full((n_users, 2), np.nan)
+    item = np.full((n_items, 2), np.nan)
+    if not len(v):
+        return item, user
+    u_n = np.bincount(r, minlength=n_users).astype(np.float64)
+    u_sum = np.bincount(r, weights=v, minlength=n_users)
+    u_sq = np.bincount(r, weights=v * v, minlength=n_users)
+    rated = u_n > 0
+    user[rated, 0] = u_sum[rated] / u_n[rated]
+    user[rated, 1] = np.sqrt(np.maximum(u_sq[rated] / u_n[rated] - user[rated, 0] ** 2, 0.0))
+    centered = v - user[r, 0]
+    i_n = np.bincount(c, minlength=n_items).astype(np.float64)
+    overall = float(v.mean())
+    item[:, 0] = (np.bincount(c, weights=v, minlength=n_items) + shrink * overall) / (i_n + shrink)
+    item[:, 1] = np.bincount(c, weights=centered, minlength=n_items) / (i_n + shrink)
+    return item, user
 
 
 def _median_days(m: sp.csr_matrix) -> np.ndarray:
@@ -324,6 +365,10 @@ def build_context(
             user_median = _median_days(days)
             item_median = _median_days(days.T.tocsr())
     users, items = side_attributes(side, train.shape) if attributes else (None, None)
+    item_rating = user_rating = None
+    ratings = None if side is None else side.interaction_ratings
+    if ratings is not None and ratings.shape == train.shape:
+        item_rating, user_rating = rating_stats(ratings, binary)
     return Context(
         np.log1p(item_count),
         np.log1p(user_count),
@@ -336,6 +381,8 @@ def build_context(
         item_median,
         None if users is None else users.values,
         None if items is None else items.values,
+        item_rating,
+        user_rating,
     )
 
 
@@ -381,6 +428,9 @@ class RankerRecommender(Recommender):
             (``n_folds`` fits of each generator; ``holdout_fraction`` is then unused).
         window_days: how far the user's active period is widened for the item-in-window counts.
         attributes: whether the trees read the side's user and item attributes.
+        ratings: whether the trees read rating statistics of the training interactions
+            (``SideInfo.interaction_ratings``: the item's shrunk mean and centered mean rating,
+            the user's mean and spread); NaN columns on data without ratings.
         prior: what the trees start from: ``fitted`` (z-scores weighted by held-out NDCG@10),
             ``sum`` (equal weights) or ``none``.
         validation_fraction: share of the held-out users LightGBM stops early on (and the prior
@@ -403,6 +453,7 @@ class RankerRecommender(Recommender):
         n_folds: int = 1,
         window_days: float = 30.0,
         attributes: bool = True,
+        ratings: bool = True,
         prior: str = "fitted",
         validation_fraction: float = 0.2,
         early_stopping_rounds: int = 20,
@@ -447,6 +498,10 @@ class RankerRecommender(Recommender):
         self.n_folds = int(n_folds)
         self.window_days = float(window_days)
         self.attributes = bool(attributes)
+        self.ratings = bool(ratings)
+        # whether the fitted trees read the rating columns (a model saved before they existed
+        # did not: its booster has no such columns)
+        self.rating_features_ = self.ratings
         if prior not in PRIORS:
             raise RecommenderError(f"{self.name}: prior must be one of {PRIORS}, got {prior!r}")
         self.prior = prior
@@ -495,6 +550,8 @@ class RankerRecommender(Recommender):
             names += [f"{label}_score", f"{label}_z", f"{label}_rank"]
         names += ["item_log_count", "user_log_count", "category_affinity"]
         names += ["item_in_user_window", "item_window_share", "median_day_gap"]
+        if self.rating_features_:
+            names += list(RATING_FEATURES)
         return names + list(self.attribute_names_)
 
     def _candidates(
@@ -570,6 +627,13 @@ class RankerRecommender(Recommender):
             cols.append(gap)
         else:
             cols += [np.full((n_users, n), np.nan)] * 3
+        if self.rating_features_:
+            if ctx.item_rating is not None and ctx.user_rating is not None:
+                item_rating = ctx.item_rating[cand]
+                cols += [item_rating[..., 0], item_rating[..., 1]]
+                cols += [np.repeat(u[:, None], n, axis=1) for u in ctx.user_rating[users].T]
+            else:
+                cols += [np.full((n_users, n), np.nan)] * len(RATING_FEATURES)
         if ctx.user_attributes is not None:
             cols += [np.repeat(a[:, None], n, axis=1) for a in ctx.user_attributes[users].T]
         if ctx.item_attributes is not None:
@@ -670,6 +734,7 @@ class RankerRecommender(Recommender):
 
         self._check_train(train)
         self._resolve_task(side)
+        self.rating_features_ = self.ratings
         folds = self._folds(train.matrix, side)
         side = label_safe_attributes(side, folds)
         users, items = (
@@ -825,6 +890,7 @@ class RankerRecommender(Recommender):
             "n_folds": self.n_folds,
             "window_days": self.window_days,
             "attributes": self.attributes,
+            "ratings": self.ratings,
             "prior": self.prior,
             "validation_fraction": self.validation_fraction,
             "early_stopping_rounds": self.early_stopping_rounds,
@@ -845,6 +911,7 @@ class RankerRecommender(Recommender):
             "n_trees": np.array([self.n_trees_]),
             "held_out_ndcg": np.array([self.prior_ndcg_, self.ranker_ndcg_]),
             "attribute_names": np.array(self.attribute_names_, dtype=np.str_),
+            "rating_features": np.array([self.rating_features_]),
             "resolved": np.array(
                 [
                     json.dumps(
@@ -882,6 +949,9 @@ class RankerRecommender(Recommender):
         else:  # saved before the prior existed: every tree, no prior (what it served then)
             self.prior_weights_ = np.zeros(len(self.generators_))
             self.n_trees_ = int(self.booster_.num_trees())
+        self.rating_features_ = (
+            bool(state["rating_features"][0]) if "rating_features" in state else False
+        )
         names = state.get("attribute_names")
         self.attribute_names_ = () if names is None else tuple(str(n) for n in names)
         arrays = {name: state.get(f"ctx/{name}") for name in CONTEXT_ARRAYS}
