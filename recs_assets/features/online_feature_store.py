@@ -8,12 +8,16 @@ online value lags the newest raw event by more than an hour.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    Config,
     MetadataValue,
     Output,
     asset,
@@ -24,12 +28,21 @@ from feast.online_response import TIMESTAMP_POSTFIX
 
 from recs_assets.core.features.engines import newest_event_time
 from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
+from recs_assets.core.features.online_clock import AS_OF_FEATURE, AS_OF_KEY, CLOCK_COLUMNS
+from recs_assets.core.features.online_delta import (
+    changed_rows,
+    merged_mirror,
+    read_mirror,
+    write_mirror,
+)
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.features.feast_resource import FeastResource
 from recs_assets.platform.table_io_manager import RawTable, table_in
 
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000
+FRESHNESS_FEATURE = AS_OF_FEATURE  # read for its event timestamp
+MIRROR_DIR = "online_rows"  # in the repo folder: the rows the store holds, as last written
 
 
 @dataclass(frozen=True)
@@ -59,50 +72,151 @@ class OnlineFeatureStore:
         return self.newest_event - self.newest_online_value
 
 
-def latest_keys(path: str, key: str, limit: int) -> list[str]:
-    """Up to ``limit`` keys of the newest snapshot of a feature Parquet folder (sorted)."""
-    table = ds.dataset(path, format="parquet").to_table(columns=[key, TIMESTAMP_FIELD]).to_pandas()
-    if table.empty:
-        raise ValueError(f"{path}: feature table is empty")
-    newest = table[TIMESTAMP_FIELD].max()
-    return sorted(table.loc[table[TIMESTAMP_FIELD] == newest, key].astype(str))[:limit]
-
-
 def newest_online_timestamp(store: FeatureStore, user_ids: list[str]) -> datetime | None:
     """Newest event timestamp of ``user_features`` among the online rows of ``user_ids``."""
     response = store.get_online_features(
-        features=["user_features:events_all"],
+        features=[f"user_features:{FRESHNESS_FEATURE}"],
         entity_rows=[{"user_id": u} for u in user_ids],
     ).to_dict(include_event_timestamps=True)
     # event timestamps come back as epoch seconds; 0 marks a missing row
-    stamps = [int(t) for t in response.get("events_all" + TIMESTAMP_POSTFIX, []) if t]
+    stamps = [int(t) for t in response.get(FRESHNESS_FEATURE + TIMESTAMP_POSTFIX, []) if t]
     if not stamps:
         return None
     return datetime.fromtimestamp(max(stamps), tz=UTC)
 
 
+class OnlineWriteConfig(Config):
+    """``mode``: ``auto`` writes only the rows whose values moved since the last write (see
+    ``core/features/online_delta.py``), and everything when the store does not hold what the
+    last write left (first run, new columns, a flushed store); ``full`` always writes every row
+    of the newest snapshots."""
+
+    mode: Literal["auto", "full"] = "auto"
+
+
+@dataclass(frozen=True)
+class ViewWrite:
+    """What one feature view's write did: ``full`` or ``delta``, the rows written and held."""
+
+    view: str
+    mode: str
+    written: int
+    held: int
+    reason: str
+
+
+def newest_snapshot(path: str, as_of: datetime) -> pa.Table:
+    """The rows of the snapshot at ``as_of`` of a feature Parquet folder."""
+    data = ds.dataset(path, format="parquet")
+    stamp = pa.scalar(as_of, type=data.schema.field(TIMESTAMP_FIELD).type)
+    return data.to_table(filter=ds.field(TIMESTAMP_FIELD) == stamp)
+
+
+def held_as_of(store: FeatureStore, view: str, key: str) -> datetime | None:
+    """When the store's rows of ``view`` are current as of (its ``AS_OF_KEY`` row), or None."""
+    response = store.get_online_features(
+        features=[f"{view}:{AS_OF_FEATURE}"], entity_rows=[{key: AS_OF_KEY}]
+    ).to_dict(include_event_timestamps=True)
+    stamps = [int(t) for t in response.get(AS_OF_FEATURE + TIMESTAMP_POSTFIX, []) if t]
+    return datetime.fromtimestamp(stamps[0], tz=UTC) if stamps else None
+
+
+def write_view(
+    store: FeatureStore, view: str, key: str, table: FeatureTable, mirror_path: Path, mode: str
+) -> tuple[ViewWrite, pa.Table]:
+    """Bring ``view`` online up to ``table``'s newest snapshot; returns what was done and the
+    rows the store now holds (the new mirror)."""
+    as_of = max(table.snapshots)
+    snapshot = newest_snapshot(table.path, as_of)
+    mirror = read_mirror(mirror_path)
+    reason = ""
+    if mode == "full":
+        reason = "mode full"
+    elif mirror is None:
+        reason = "no rows held from an earlier write"
+    elif mirror.schema.names != snapshot.schema.names:
+        reason = "the view's columns changed"
+    else:
+        held = held_as_of(store, view, key)
+        newest_held = pc.max(mirror[TIMESTAMP_FIELD]).as_py()
+        # Feast keeps event timestamps to the second
+        if (
+            held is None
+            or newest_held is None
+            or int(held.timestamp()) != int(newest_held.timestamp())
+        ):
+            reason = f"the store is not as the last write left it (as of {held})"
+    if reason:
+        rows, now_held, kind = snapshot, snapshot, "full"
+    else:
+        assert mirror is not None
+        rows = changed_rows(snapshot, mirror, key, CLOCK_COLUMNS.get(view, ()))
+        now_held, kind = merged_mirror(mirror, rows, key), "delta"
+    if rows.num_rows:
+        store.write_to_online_store(view, rows.to_pandas())
+    # the row that says when the store is current as of (readers age clock columns to it)
+    store.write_to_online_store(view, as_of_marker(snapshot.schema, key, as_of).to_pandas())
+    write_mirror(now_held, mirror_path)
+    return ViewWrite(view, kind, rows.num_rows, now_held.num_rows, reason), now_held
+
+
+def as_of_marker(schema: pa.Schema, key: str, as_of: datetime) -> pa.Table:
+    """The ``AS_OF_KEY`` row, stamped ``as_of``, every feature a zero value (0, "", false): Feast
+    answers no timestamp for an empty value, and a reader reads the stamp of any column."""
+
+    def zero(t: pa.DataType) -> object:
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return ""
+        if pa.types.is_boolean(t):
+            return False
+        return 0
+
+    columns = {f.name: pa.array([zero(f.type)], f.type) for f in schema}
+    columns[key] = pa.array([AS_OF_KEY], schema.field(key).type)
+    columns[TIMESTAMP_FIELD] = pa.array([as_of], schema.field(TIMESTAMP_FIELD).type)
+    return pa.table(columns, schema=schema)
+
+
+def freshest_keys(held: pa.Table, key: str, limit: int) -> list[str]:
+    """Up to ``limit`` keys (sorted) of the rows written at the newest time."""
+    newest = pc.max(held[TIMESTAMP_FIELD])
+    keys = held.filter(pc.equal(held[TIMESTAMP_FIELD], newest))[key]
+    return sorted(str(k) for k in keys.to_pylist())[:limit]
+
+
 @asset(ins={"raw_interactions": table_in()})
 def online_feature_store(
     context: AssetExecutionContext,
+    config: OnlineWriteConfig,
     feast: FeastResource,
     raw_interactions: RawTable,
     user_features: FeatureTable,
     item_features: FeatureTable,
 ) -> Output[OnlineFeatureStore]:
-    """The Feast online store (SQLite or Redis) holding each user's and item's newest features."""
+    """The Feast online store (SQLite or Redis) holding each user's and item's newest features:
+    after the first write, only the rows whose values moved (clock columns aside) are written."""
     store = feast.store()
     store.apply(feature_objects(Path(user_features.path), Path(item_features.path)))
     if not user_features.snapshots or not item_features.snapshots:
         raise ValueError(
             "user_features/item_features carry no snapshot times: nothing to materialize"
         )
-    # the online store keeps each key's newest row: only the newest snapshots are read and
-    # written (every key of an earlier snapshot is in the newest one, which covers all history)
-    newest = (max(user_features.snapshots), max(item_features.snapshots))
-    start, end = min(newest) - timedelta(seconds=1), max(newest) + timedelta(seconds=1)
-    store.materialize(start_date=start, end_date=end)
+    mirrors = feast.repo_path() / MIRROR_DIR
+    writes, held = [], {}
+    for view, key, table in (
+        ("user_features", "user_id", user_features),
+        ("item_features", "item_id", item_features),
+    ):
+        done, held[view] = write_view(
+            store, view, key, table, mirrors / f"{view}.parquet", config.mode
+        )
+        writes.append(done)
+        context.log.info(
+            f"{view}: {done.mode} write of {done.written} of {done.held} rows"
+            + (f" ({done.reason})" if done.reason else "")
+        )
     newest_event = newest_event_time(raw_interactions)
-    sample = latest_keys(user_features.path, "user_id", FRESHNESS_SAMPLE)
+    sample = freshest_keys(held["user_features"], "user_id", FRESHNESS_SAMPLE)
     state = OnlineFeatureStore(
         project=feast.project,
         repo_path=str(feast.repo_path()),
@@ -113,13 +227,21 @@ def online_feature_store(
     )
     lag = state.lag
     context.log.info(f"online store {state.online_store}: freshness lag {lag}")
+    newest = (max(user_features.snapshots), max(item_features.snapshots))
     return Output(
         state,
         metadata={
             "online_store": MetadataValue.text(state.online_store),
             "project": MetadataValue.text(state.project),
-            "materialized_from": MetadataValue.text(start.isoformat()),
-            "materialized_to": MetadataValue.text(end.isoformat()),
+            "as_of": MetadataValue.text(max(newest).isoformat()),
+            "writes": MetadataValue.json(
+                {
+                    w.view: {"mode": w.mode, "written": w.written, "held": w.held}
+                    | ({"reason": w.reason} if w.reason else {})
+                    for w in writes
+                }
+            ),
+            "rows_written": MetadataValue.int(sum(w.written for w in writes)),
             "newest_raw_event": MetadataValue.text(newest_event.isoformat()),
             "newest_online_value": MetadataValue.text(
                 state.newest_online_value.isoformat() if state.newest_online_value else "none"

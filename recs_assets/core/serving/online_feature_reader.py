@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from recs_assets.core.features.feast_config import export_redis_password
+from recs_assets.core.features.online_clock import AS_OF_KEY, age_clock_columns
 from recs_assets.core.models.feature_encoder import FeatureEncoder
 from recs_assets.core.serving.cache import Cache, cache_key
 from recs_assets.core.serving.settings import ServingSettings
@@ -50,6 +52,7 @@ RESULTS: tuple[str, ...] = (
     "skipped",  # not read: the store failed less than backoff_s ago
 )
 NO_ROW = "null"
+TIMESTAMP_SUFFIX = "__ts"  # feast.online_response.TIMESTAMP_POSTFIX (not imported: see above)
 
 
 class OnlineStore(Protocol):
@@ -137,11 +140,20 @@ class OnlineFeatureReader:
     def _read(self, user_id: str, columns: Sequence[str]) -> dict[str, object] | None:
         """The user's values of ``columns`` (None: no row). Runs on the background thread."""
         store = self._store_or_open()
+        # the store's as-of row comes in the same read: a row written earlier (only moved rows
+        # are rewritten) has its clock columns aged to it, as a full rewrite would have them
         got = store.get_online_features(
-            features=[f"{USER_VIEW}:{c}" for c in columns], entity_rows=[{USER_KEY: user_id}]
-        ).to_dict()
+            features=[f"{USER_VIEW}:{c}" for c in columns],
+            entity_rows=[{USER_KEY: user_id}, {USER_KEY: AS_OF_KEY}],
+        ).to_dict(include_event_timestamps=True)
         row = {c: (got.get(c) or [None])[0] for c in columns}
-        return None if all(v is None for v in row.values()) else row
+        if all(v is None for v in row.values()):
+            return None
+        stamps = got.get(columns[0] + TIMESTAMP_SUFFIX) or [None, None]
+        if stamps[0] and stamps[1] and stamps[1] > stamps[0]:
+            written, as_of = (datetime.fromtimestamp(int(t), tz=UTC) for t in stamps[:2])
+            row = age_clock_columns(USER_VIEW, row, written, as_of)
+        return row
 
     def _failed(self, what: str, exc: BaseException) -> None:
         with self._lock:

@@ -1,0 +1,100 @@
+"""Which rows of a feature snapshot the online store needs: the ones whose values moved.
+
+The online store keeps one row per key. When a day lands, the newest snapshot moves forward in
+time and every row of it differs from the previous one in its *clock* columns alone for most
+keys: ``days_since_last_event`` of a user without a new event grows by exactly the time between
+the two snapshots, and nothing else of that user changes. Rewriting such rows costs as much as a
+full write (Feast writes value by value: 200,000 users took 161 s with SQLite on ``synthetic:10m``)
+and adds nothing a reader cannot compute: a clock column's value at ``t`` is its value at the
+row's own ``feature_timestamp`` plus the days in between (``online_clock.age_clock_columns``).
+
+So the online store asset writes the rows of the newest snapshot that differ from what the store
+holds (the *mirror*: a Parquet copy of the rows written, each with its own timestamp) in any
+column once the clock columns are aged, and the readers age the clock columns of the row they
+read to the time the store is current as of (its ``AS_OF_KEY`` row, ``online_clock``). Both together answer
+exactly what a full rewrite would (``tests/features/test_online_delta.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TIMESTAMP = "feature_timestamp"
+REL_TOL = 1e-9
+ABS_TOL = 1e-6  # days: about 0.1 s, far below a clock column's resolution of microseconds
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unchanged(column: str, arrow_type: pa.DataType, clock: bool) -> str:
+    """SQL true when ``n.column`` (new) equals ``o.column`` (held), clock columns aged."""
+    n, o = f"n.{_quote(column)}", f"o.{_quote(column)}"
+    if clock:
+        aged = f"({o} + epoch(n.{TIMESTAMP} - o.{TIMESTAMP}) / 86400.0)"
+        return (
+            f"(({n} IS NULL AND {o} IS NULL) OR abs({n} - {aged}) <= "
+            f"{ABS_TOL} + {REL_TOL} * abs({n}))"
+        )
+    if pa.types.is_floating(arrow_type):
+        # one engine may sum in another order: the last bits of a double are not a change
+        return (
+            f"(({n} IS NULL AND {o} IS NULL) OR (isnan({n}) AND isnan({o})) OR "
+            f"abs({n} - {o}) <= {REL_TOL} * greatest(1.0, abs({n})))"
+        )
+    return f"({n} IS NOT DISTINCT FROM {o})"
+
+
+def changed_rows(
+    snapshot: pa.Table, mirror: pa.Table, key: str, clock: Sequence[str] = ()
+) -> pa.Table:
+    """The rows of ``snapshot`` (one per key, one ``feature_timestamp``) that the held rows
+    ``mirror`` do not already answer: new keys, and keys with any column changed once the
+    ``clock`` columns of the held row are aged to the snapshot's time. Raises when the two do
+    not have the same columns (the store must then be rewritten in full)."""
+    if snapshot.schema.names != mirror.schema.names:
+        raise ValueError(
+            f"snapshot columns {snapshot.schema.names} differ from the held rows' "
+            f"{mirror.schema.names}: rewrite the online store in full"
+        )
+    columns = [f for f in snapshot.schema if f.name not in (key, TIMESTAMP)]
+    same = " AND ".join(_unchanged(f.name, f.type, f.name in clock) for f in columns) or "TRUE"
+    k = _quote(key)
+    with duckdb.connect() as con:
+        con.register("n_rows", snapshot)
+        con.register("o_rows", mirror)
+        return con.execute(
+            f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
+            f"WHERE o.{k} IS NULL OR NOT ({same})"
+        ).to_arrow_table()
+
+
+def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
+    """What the store holds after ``written`` was written over ``mirror``'s rows."""
+    k = _quote(key)
+    with duckdb.connect() as con:
+        con.register("o_rows", mirror)
+        con.register("w_rows", written)
+        return con.execute(
+            f"SELECT * FROM w_rows UNION ALL "
+            f"SELECT o.* FROM o_rows o ANTI JOIN w_rows w ON o.{k} = w.{k}"
+        ).to_arrow_table()
+
+
+def read_mirror(path: Path) -> pa.Table | None:
+    """The held rows written by the last run, or None when there are none."""
+    return pq.read_table(path) if path.exists() else None
+
+
+def write_mirror(table: pa.Table, path: Path) -> None:
+    """Write the held rows beside the old file and swap them in (a crash keeps the old file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)

@@ -1,0 +1,172 @@
+"""The online store writes only the rows whose values moved, and reads answer as a full rewrite.
+
+A day lands: user ``a`` had no new event (only its clock columns moved, by exactly one day),
+``b`` had one (its counts changed), ``c`` is new. The delta write rewrites ``b`` and ``c``; a
+real Feast store (SQLite, and the local Redis) then reads, once ``a``'s clock columns are aged to the store's as-of
+row, exactly what a store rewritten in full reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client import CollectorRegistry
+
+from recs_assets.core.features.feast_repo.feature_views import feature_objects
+from recs_assets.core.features.online_clock import age_clock_columns
+from recs_assets.core.features.online_delta import changed_rows, merged_mirror
+from recs_assets.core.features.tables import FeatureTable
+from recs_assets.core.serving.cache import LRUCache
+from recs_assets.core.serving.online_feature_reader import OnlineFeatureReader
+from recs_assets.core.serving.telemetry import ServingMetrics
+from recs_assets.features.feast_resource import FeastResource
+from recs_assets.features.online_feature_store import ViewWrite, write_view
+
+# microseconds, as snapshots have them (the newest event's time); Feast keeps seconds
+T0 = datetime(2024, 3, 1, 12, 0, 0, 900_000, tzinfo=UTC)
+T1 = T0 + timedelta(days=1, seconds=0.2)
+DAY = (T1 - T0).total_seconds() / 86400
+SECOND = 1 / 86400  # the reader ages by Feast's timestamps, to the second
+CLOCK = ("days_since_last_event",)
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def users(as_of: datetime, rows: list[tuple[str, int, float, float, str]]) -> pa.Table:
+    """user_features rows (user_id, events_all, days_since_last_event, hour_share_night,
+    top_category) stamped ``as_of``."""
+    ids, events, since, share, top = zip(*rows, strict=True)
+    return pa.table(
+        {
+            "user_id": pa.array(ids, pa.string()),
+            "feature_timestamp": pa.array([as_of] * len(ids), pa.timestamp("us", tz="UTC")),
+            "events_all": pa.array(events, pa.int64()),
+            "days_since_last_event": pa.array(since, pa.float64()),
+            "hour_share_night": pa.array(share, pa.float64()),
+            "top_category": pa.array(top, pa.string()),
+        }
+    )
+
+
+BEFORE = users(T0, [("a", 3, 2.5, 0.25, "drama"), ("b", 5, 0.1, 0.5, "comedy")])
+AFTER = users(
+    T1,
+    [
+        ("a", 3, 2.5 + DAY, 0.25 + 1e-17, "drama"),  # a day older, a share summed otherwise
+        ("b", 6, 0.2, 0.5, "comedy"),  # a new event
+        ("c", 1, 0.0, 1.0, "action"),  # a new user
+    ],
+)
+
+
+def test_only_moved_rows_are_written_and_the_held_rows_merge() -> None:
+    changed = changed_rows(AFTER, BEFORE, "user_id", CLOCK)
+    assert changed["user_id"].to_pylist() == ["b", "c"]
+    # without the clock columns declared, every row moved
+    assert changed_rows(AFTER, BEFORE, "user_id").num_rows == 3
+    # a clock column that moved by anything but the days in between is a change
+    skewed = AFTER.set_column(3, "days_since_last_event", pa.array([2.6 + DAY, 0.2, 0.0]))
+    assert "a" in changed_rows(skewed, BEFORE, "user_id", CLOCK)["user_id"].to_pylist()
+    held = merged_mirror(BEFORE, changed, "user_id").sort_by("user_id")
+    assert held["user_id"].to_pylist() == ["a", "b", "c"]
+    assert held["feature_timestamp"].to_pylist() == [T0, T1, T1]
+    with pytest.raises(ValueError, match="rewrite the online store in full"):
+        changed_rows(AFTER.drop_columns(["top_category"]), BEFORE, "user_id", CLOCK)
+
+
+def test_aging_adds_the_days_to_clock_columns_only() -> None:
+    row = {"days_since_last_event": 2.5, "events_all": 3, "account_age_days": None}
+    aged = age_clock_columns("user_features", row, T0, T0 + timedelta(hours=36))
+    assert aged == {"days_since_last_event": 4.0, "events_all": 3, "account_age_days": None}
+
+
+def _table(root: Path, name: str, key: str, snapshots: list[pa.Table]) -> FeatureTable:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    for i, snap in enumerate(snapshots):
+        pq.write_table(snap, folder / f"part-{i}.parquet")
+    stamps = tuple(sorted({t for s in snapshots for t in s["feature_timestamp"].to_pylist()}))
+    return FeatureTable(name, str(folder), sum(s.num_rows for s in snapshots), (), stamps)
+
+
+def _items(as_of: datetime) -> pa.Table:
+    return pa.table(
+        {
+            "item_id": pa.array(["i1"]),
+            "feature_timestamp": pa.array([as_of], pa.timestamp("us", tz="UTC")),
+            "events_all": pa.array([9], pa.int64()),
+        }
+    )
+
+
+def _store(root: Path, project: str, backend: str) -> tuple[FeastResource, object]:
+    url = REDIS_URL if backend == "redis" else ""
+    feast = FeastResource(project=project, repo_dir=str(root / "repo"), redis_url=url)
+    return feast, feast.store()
+
+
+def _read(repo: Path, user: str) -> dict[str, object] | None:
+    reader = OnlineFeatureReader(
+        str(repo), LRUCache(16, ttl_s=60.0), ServingMetrics.create(CollectorRegistry())
+    )
+    return reader._read(user, ["events_all", "days_since_last_event", "top_category"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_delta_write_reads_as_a_full_rewrite(tmp_path: Path, backend: str) -> None:
+    columns = ["events_all", "days_since_last_event", "top_category"]
+    stores: dict[str, tuple[Path, list[ViewWrite]]] = {}
+    opened = []
+    try:
+        for mode in ("auto", "full"):
+            root = tmp_path / mode
+            _, store = _store(root, f"recs_delta_{mode}_{uuid.uuid4().hex[:8]}", backend)
+            opened.append(store)
+            mirror = root / "repo" / "online_rows" / "user_features.parquet"
+            writes = []
+            for snaps in ([BEFORE], [BEFORE, AFTER]):
+                user_table = _table(root, "user_features", "user_id", snaps)
+                item_table = _table(
+                    root,
+                    "item_features",
+                    "item_id",
+                    [_items(s["feature_timestamp"][0].as_py()) for s in snaps],
+                )
+                store.apply(feature_objects(Path(user_table.path), Path(item_table.path)))
+                done, _ = write_view(store, "user_features", "user_id", user_table, mirror, mode)
+                writes.append(done)
+            stores[mode] = (root / "repo", writes)
+        delta_writes, full_writes = stores["auto"][1], stores["full"][1]
+        assert [w.mode for w in delta_writes] == ["full", "delta"], delta_writes
+        assert delta_writes[1].written == 2 and delta_writes[1].held == 3
+        assert [w.written for w in full_writes] == [2, 3]
+        for user in ("a", "b", "c"):
+            delta, full = _read(stores["auto"][0], user), _read(stores["full"][0], user)
+            assert delta is not None and full is not None
+            assert delta.keys() == full.keys() == set(columns)
+            for c in columns:
+                if isinstance(full[c], float):
+                    assert delta[c] == pytest.approx(full[c], abs=SECOND), (user, c)
+                else:
+                    assert delta[c] == full[c], (user, c)
+        # a's row was written at T0 and is read as of T1: a day older than it was written
+        aged = _read(stores["auto"][0], "a")["days_since_last_event"]
+        assert aged == pytest.approx(2.5 + DAY, abs=SECOND) and aged != pytest.approx(2.5, abs=0.5)
+        # a store emptied behind the asset's back (a flushed Redis) is written in full again
+        store = opened[0]
+        store.teardown()
+        store.apply(feature_objects(Path(user_table.path), Path(item_table.path)))
+        mirror = stores["auto"][0] / "online_rows" / "user_features.parquet"
+        user_table = _table(tmp_path / "auto", "user_features", "user_id", [BEFORE, AFTER])
+        again, _ = write_view(store, "user_features", "user_id", user_table, mirror, "auto")
+        assert again.mode == "full" and "not as the last write left it" in again.reason
+        assert _read(stores["auto"][0], "a")["events_all"] == 3
+    finally:
+        for store in opened:
+            store.teardown()
