@@ -10,12 +10,13 @@ import os
 
 from dagster import ConfigurableResource
 
+from recs_assets.core.paths import data_subdir
 from recs_assets.core.phase1.files import read_tables
 from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests
 from recs_assets.core.phase1.movielens import load_movielens
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.source_contract import SourceContract
-from recs_assets.core.phase1.synthetic import PRESETS, generate_preset
+from recs_assets.core.phase1.synthetic import PRESETS, cached_preset
 
 SOURCE_ENV = "RECS_SOURCE"
 SOURCE_KINDS: tuple[str, ...] = ("synthetic", "files", "movielens")
@@ -64,7 +65,8 @@ class Phase1Source(ConfigurableResource):
                 raise ValueError(
                     f"unknown synthetic preset {self.preset!r}; known: {', '.join(PRESETS)}"
                 )
-            return generate_preset(self.preset, seed=self.seed).tables
+            # generated once per data dir (``sources/``), read back afterwards
+            return cached_preset(self.preset, self.seed, data_subdir("sources"))
         if self.kind in ("files", "movielens"):
             if not self.path:
                 raise ValueError(f"Phase1Source kind {self.kind!r} needs a path")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from recs_assets.core.phase1.synthetic import (
     GroundTruth,
     SyntheticData,
     affinity,
+    cached_preset,
     click_probability,
     generate_batch,
     generate_preset,
@@ -198,3 +200,18 @@ def test_1m_preset_under_30_seconds() -> None:
     assert len(data.tables.interactions) == 1_000_000
     assert data.tables.interactions["event_id"].is_unique
     assert elapsed < 30, f"1m preset took {elapsed:.1f} s"
+
+
+def test_a_cached_preset_is_generated_once_and_read_back_equal(tmp_path: Path) -> None:
+    generated = generate_preset("small", seed=4).tables
+    first = cached_preset("small", 4, tmp_path)
+    (folder,) = tmp_path.iterdir()  # one folder, no temporary left behind
+    stamp = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
+    again = cached_preset("small", 4, tmp_path)
+    assert {f.name: f.stat().st_mtime_ns for f in folder.iterdir()} == stamp  # read, not rewritten
+    for name in ("interactions", "users", "items"):
+        pd.testing.assert_frame_equal(first.table(name), generated.table(name))
+        pd.testing.assert_frame_equal(again.table(name), generated.table(name))
+    # another seed is another folder
+    cached_preset("small", 5, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
