@@ -11,6 +11,8 @@ LambdaRank model orders the candidates by features of the pair:
 - time, when the interactions carry days (``SideInfo.interaction_days``): the item's popularity
   inside the user's active period (widened by ``window_days``), its share of the item's whole
   history, and the distance in days between the user's and the item's median interaction days;
+- ratings, when the interactions carry them (``SideInfo.interaction_ratings``, ``ratings``):
+  the item's shrunk mean and user-centered mean rating, the user's mean and spread;
 - the user's and the item's attributes (``SideInfo.user_attributes`` / ``item_attributes``, one
   column each, ``user.<name>`` / ``item.<name>``), when given and ``attributes`` is on: in the
   pipeline they are the feature store's user and item features, read from the newest snapshot
