@@ -33,6 +33,7 @@ from recs_assets.core.features.online_delta import (
     changed_rows,
     merged_mirror,
     read_mirror,
+    same_schema,
     write_mirror,
 )
 from recs_assets.core.features.tables import FeatureTable
@@ -42,6 +43,7 @@ from recs_assets.platform.table_io_manager import RawTable, table_in
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000
 FRESHNESS_FEATURE = AS_OF_FEATURE  # read for its event timestamp
+HELD_SAMPLE = 100  # held keys read back before a delta write (all must be online)
 MIRROR_DIR = "online_rows"  # in the repo folder: the rows the store holds, as last written
 
 
@@ -112,13 +114,49 @@ def newest_snapshot(path: str, as_of: datetime) -> pa.Table:
     return data.to_table(filter=ds.field(TIMESTAMP_FIELD) == stamp)
 
 
-def held_as_of(store: FeatureStore, view: str, key: str) -> datetime | None:
-    """When the store's rows of ``view`` are current as of (its ``AS_OF_KEY`` row), or None."""
+def online_stamps(store: FeatureStore, view: str, key: str, keys: list[str]) -> list[int]:
+    """Epoch seconds of the online rows of ``keys`` in ``view`` (0 where there is none)."""
     response = store.get_online_features(
-        features=[f"{view}:{AS_OF_FEATURE}"], entity_rows=[{key: AS_OF_KEY}]
+        features=[f"{view}:{AS_OF_FEATURE}"], entity_rows=[{key: k} for k in keys]
     ).to_dict(include_event_timestamps=True)
-    stamps = [int(t) for t in response.get(AS_OF_FEATURE + TIMESTAMP_POSTFIX, []) if t]
-    return datetime.fromtimestamp(stamps[0], tz=UTC) if stamps else None
+    return [int(t or 0) for t in response.get(AS_OF_FEATURE + TIMESTAMP_POSTFIX, [])]
+
+
+def drop_online_rows(store: FeatureStore, view: str) -> None:
+    """Delete every online row of ``view`` and recreate its (empty) table: rows of a column the
+    view no longer has would otherwise stay (SQLite then answers their older timestamps)."""
+    fv = store.get_feature_view(view)
+    provider = store._get_provider()  # noqa: SLF001 - Feast's one door to a view's online table
+    provider.update_infra(store.project, [fv], [], [], [], partial=True)
+    provider.update_infra(store.project, [], [fv], [], [], partial=True)
+
+
+def why_full(
+    store: FeatureStore,
+    view: str,
+    key: str,
+    snapshot: pa.Table,
+    held: tuple[pa.Table, datetime | None] | None,
+    mode: str,
+) -> str:
+    """Why ``view`` must be written in full (empty: a delta write is safe)."""
+    if mode == "full":
+        return "mode full"
+    if held is None:
+        return "no rows held from an earlier write"
+    rows, as_of = held
+    if not same_schema(rows.schema, snapshot.schema):
+        return "the view's columns changed"
+    # the store's as-of row must be the one the last write left, and a sample of the held keys
+    # must be there (a flushed Redis, evicted keys, another store): else write everything
+    sample = sorted(str(k) for k in rows[key].to_pylist())[:HELD_SAMPLE]
+    stamps = online_stamps(store, view, key, [AS_OF_KEY, *sample])
+    # Feast keeps event timestamps to the second
+    if as_of is None or stamps[0] != int(as_of.timestamp()):
+        return f"the store's as-of row is not the last write's ({stamps[0]} s)"
+    if not all(stamps[1:]):
+        return f"{stamps[1:].count(0)} of {len(sample)} sampled held rows are missing online"
+    return ""
 
 
 def write_view(
@@ -128,35 +166,21 @@ def write_view(
     rows the store now holds (the new mirror)."""
     as_of = max(table.snapshots)
     snapshot = newest_snapshot(table.path, as_of)
-    mirror = read_mirror(mirror_path)
-    reason = ""
-    if mode == "full":
-        reason = "mode full"
-    elif mirror is None:
-        reason = "no rows held from an earlier write"
-    elif mirror.schema.names != snapshot.schema.names:
-        reason = "the view's columns changed"
-    else:
-        held = held_as_of(store, view, key)
-        newest_held = pc.max(mirror[TIMESTAMP_FIELD]).as_py()
-        # Feast keeps event timestamps to the second
-        if (
-            held is None
-            or newest_held is None
-            or int(held.timestamp()) != int(newest_held.timestamp())
-        ):
-            reason = f"the store is not as the last write left it (as of {held})"
+    held = read_mirror(mirror_path)
+    reason = why_full(store, view, key, snapshot, held, mode)
     if reason:
+        if held is not None and not same_schema(held[0].schema, snapshot.schema):
+            drop_online_rows(store, view)
         rows, now_held, kind = snapshot, snapshot, "full"
     else:
-        assert mirror is not None
-        rows = changed_rows(snapshot, mirror, key, CLOCK_COLUMNS.get(view, ()))
-        now_held, kind = merged_mirror(mirror, rows, key), "delta"
+        assert held is not None
+        rows = changed_rows(snapshot, held[0], key, CLOCK_COLUMNS.get(view, ()))
+        now_held, kind = merged_mirror(held[0], rows, key), "delta"
     if rows.num_rows:
         store.write_to_online_store(view, rows.to_pandas())
     # the row that says when the store is current as of (readers age clock columns to it)
     store.write_to_online_store(view, as_of_marker(snapshot.schema, key, as_of).to_pandas())
-    write_mirror(now_held, mirror_path)
+    write_mirror(now_held, mirror_path, as_of)
     return ViewWrite(view, kind, rows.num_rows, now_held.num_rows, reason), now_held
 
 

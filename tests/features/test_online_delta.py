@@ -76,6 +76,28 @@ def test_only_moved_rows_are_written_and_the_held_rows_merge() -> None:
     assert held["feature_timestamp"].to_pylist() == [T0, T1, T1]
     with pytest.raises(ValueError, match="rewrite the online store in full"):
         changed_rows(AFTER.drop_columns(["top_category"]), BEFORE, "user_id", CLOCK)
+    with pytest.raises(ValueError, match="rewrite the online store in full"):  # a type changed
+        changed_rows(
+            AFTER.set_column(2, "events_all", pa.array([3.0, 6.0, 1.0])), BEFORE, "user_id"
+        )
+
+
+def test_a_value_that_appears_or_disappears_is_a_change() -> None:
+    held = BEFORE.slice(0, 1)  # user a, as of T0
+    aged = users(T1, [("a", 3, 2.5 + DAY, 0.25, "drama")])
+    assert changed_rows(aged, held, "user_id", CLOCK).num_rows == 0
+    for column, empty in (
+        ("days_since_last_event", pa.array([None], pa.float64())),  # a clock column
+        ("hour_share_night", pa.array([None], pa.float64())),  # a double
+        ("top_category", pa.array([None], pa.string())),
+    ):
+        i = aged.schema.get_field_index(column)
+        emptied = aged.set_column(i, column, empty)
+        # value -> NULL, and NULL -> value (the held row empty, the new one filled)
+        assert changed_rows(emptied, held, "user_id", CLOCK).num_rows == 1, column
+        was_empty = held.set_column(i, column, empty)
+        assert changed_rows(aged, was_empty, "user_id", CLOCK).num_rows == 1, column
+        assert changed_rows(emptied, was_empty, "user_id", CLOCK).num_rows == 0, column
 
 
 def test_aging_adds_the_days_to_clock_columns_only() -> None:
@@ -165,8 +187,59 @@ def test_a_delta_write_reads_as_a_full_rewrite(tmp_path: Path, backend: str) -> 
         mirror = stores["auto"][0] / "online_rows" / "user_features.parquet"
         user_table = _table(tmp_path / "auto", "user_features", "user_id", [BEFORE, AFTER])
         again, _ = write_view(store, "user_features", "user_id", user_table, mirror, "auto")
-        assert again.mode == "full" and "not as the last write left it" in again.reason
+        assert again.mode == "full" and "as-of row is not the last write's" in again.reason
         assert _read(stores["auto"][0], "a")["events_all"] == 3
     finally:
         for store in opened:
             store.teardown()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_rewrites_at_the_same_time_dropped_columns_and_quiet_days(
+    tmp_path: Path, backend: str
+) -> None:
+    _, store = _store(tmp_path, f"recs_delta_edge_{uuid.uuid4().hex[:8]}", backend)
+    mirror = tmp_path / "repo" / "online_rows" / "user_features.parquet"
+
+    def write(snaps: list[pa.Table]) -> ViewWrite:
+        user_table = _table(tmp_path, "user_features", "user_id", snaps)
+        item_table = _table(
+            tmp_path, "item_features", "item_id", [_items(snaps[0]["feature_timestamp"][0].as_py())]
+        )
+        store.apply(feature_objects(Path(user_table.path), Path(item_table.path)))
+        done, _ = write_view(store, "user_features", "user_id", user_table, mirror, "auto")
+        return done
+
+    try:
+        assert write([AFTER]).mode == "full"
+        # the snapshot at T1 rebuilt with a late event of b: same time, new values
+        rebuilt = AFTER.set_column(2, "events_all", pa.array([3, 7, 1]))
+        done = write([rebuilt])
+        assert (done.mode, done.written) == ("delta", 1)
+        assert _read(tmp_path / "repo", "b")["events_all"] == 7  # Redis must not skip it
+        # a quiet run (nothing moved) keeps the next one a delta
+        assert write([rebuilt]).written == 0
+        assert write([rebuilt]).mode == "delta"
+        # a day later a column leaves the view: its old online rows (stamped T1) must go, or
+        # SQLite answers their time for the whole row
+        t2 = T1 + timedelta(days=1)
+        fewer = users(
+            t2,
+            [("a", 3, 2.5 + DAY + 1, 0.25, "-"), ("b", 7, 1.2, 0.5, "-"), ("c", 1, 1.0, 1.0, "-")],
+        ).drop_columns(["top_category"])
+        done = write([fewer])
+        assert (done.mode, done.reason) == ("full", "the view's columns changed")
+        reader = OnlineFeatureReader(
+            str(tmp_path / "repo"),
+            LRUCache(16, ttl_s=60.0),
+            ServingMetrics.create(CollectorRegistry()),
+        )
+        row = reader._read("a", ["events_all", "days_since_last_event"])
+        assert row is not None and row["days_since_last_event"] == pytest.approx(2.5 + DAY + 1)
+        stamps = store.get_online_features(
+            features=["user_features:events_all"], entity_rows=[{"user_id": "a"}]
+        ).to_dict(include_event_timestamps=True)["events_all__ts"]
+        assert stamps == [int(t2.timestamp())]
+        assert write([fewer]).mode == "delta"
+    finally:
+        store.teardown()

@@ -202,16 +202,32 @@ def test_1m_preset_under_30_seconds() -> None:
     assert elapsed < 30, f"1m preset took {elapsed:.1f} s"
 
 
-def test_a_cached_preset_is_generated_once_and_read_back_equal(tmp_path: Path) -> None:
+def test_a_cached_preset_is_generated_once_and_read_back_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recs_assets.core.phase1.synthetic as synthetic
+
     generated = generate_preset("small", seed=4).tables
     first = cached_preset("small", 4, tmp_path)
     (folder,) = tmp_path.iterdir()  # one folder, no temporary left behind
-    stamp = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
-    again = cached_preset("small", 4, tmp_path)
-    assert {f.name: f.stat().st_mtime_ns for f in folder.iterdir()} == stamp  # read, not rewritten
+
+    def no_generation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(synthetic, "generate_preset", no_generation)
+    again = cached_preset("small", 4, tmp_path)  # read back, not generated
     for name in ("interactions", "users", "items"):
         pd.testing.assert_frame_equal(first.table(name), generated.table(name))
         pd.testing.assert_frame_equal(again.table(name), generated.table(name))
-    # another seed is another folder
+    monkeypatch.undo()
+    # a damaged cache is generated again in place; another seed is another folder
+    (folder / "users.parquet").unlink()
+    pd.testing.assert_frame_equal(cached_preset("small", 4, tmp_path).users, generated.users)
+    assert [f.name for f in tmp_path.iterdir()] == [folder.name]
+    assert {f.name for f in folder.iterdir()} == {
+        "interactions.parquet",
+        "users.parquet",
+        "items.parquet",
+    }
     cached_preset("small", 5, tmp_path)
     assert len(list(tmp_path.iterdir())) == 2

@@ -263,16 +263,16 @@ def interaction_ratings(split: Split) -> sp.csr_matrix | None:
     frame = split.train_frame
     if "rating" not in frame.columns or frame.empty:
         return None
-    rated = frame[pd.to_numeric(frame["rating"], errors="coerce").notna()]
+    values = pd.to_numeric(frame["rating"], errors="coerce").astype(float)
+    finite = np.isfinite(values.to_numpy())
+    rated = frame[finite]
     if rated.empty:
         return None
     rows = pd.Index(split.user_ids).get_indexer(rated["user_id"].astype(str))
     cols = pd.Index(split.item_ids).get_indexer(rated["item_id"].astype(str))
     ok = (rows >= 0) & (cols >= 0)
     mean = (
-        pd.DataFrame(
-            {"r": rows[ok], "c": cols[ok], "v": rated["rating"].astype(float).to_numpy()[ok]}
-        )
+        pd.DataFrame({"r": rows[ok], "c": cols[ok], "v": values.to_numpy()[finite][ok]})
         .groupby(["r", "c"])["v"]
         .mean()
     )

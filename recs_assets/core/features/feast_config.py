@@ -51,7 +51,13 @@ def export_redis_password(redis_url: str = "", env: MutableMapping[str, str] | N
 def repo_config(project: str, repo: Path, redis_url: str = "") -> dict[str, Any]:
     """``feature_store.yaml`` as a mapping: SQLite online store in ``repo``, or Redis."""
     online: dict[str, Any] = (
-        {"type": "redis", "connection_string": redis_connection_string(redis_url)}
+        # the asset is the one writer, and may rewrite a row at the same feature_timestamp (a
+        # snapshot rebuilt after a late event): Feast's Redis dedup would drop that write
+        {
+            "type": "redis",
+            "connection_string": redis_connection_string(redis_url),
+            "skip_dedup": True,
+        }
         if redis_url
         else {"type": "sqlite", "path": str(repo / "online_store.db")}
     )

@@ -18,6 +18,7 @@ exactly what a full rewrite would (``tests/features/test_online_delta.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,13 @@ import pyarrow.parquet as pq
 
 TIMESTAMP = "feature_timestamp"
 REL_TOL = 1e-9
-ABS_TOL = 1e-6  # days: about 0.1 s, far below a clock column's resolution of microseconds
+ABS_TOL = 1e-6  # days (about 0.09 s): a clock column aged by the days between snapshots
+AS_OF_META = b"recs_as_of"  # the held rows' metadata: when the store was last brought current
+
+
+def same_schema(a: pa.Schema, b: pa.Schema) -> bool:
+    """Same column names, order and types (metadata aside)."""
+    return a.remove_metadata().equals(b.remove_metadata())
 
 
 def _quote(name: str) -> str:
@@ -38,15 +45,16 @@ def _unchanged(column: str, arrow_type: pa.DataType, clock: bool) -> str:
     n, o = f"n.{_quote(column)}", f"o.{_quote(column)}"
     if clock:
         aged = f"({o} + epoch(n.{TIMESTAMP} - o.{TIMESTAMP}) / 86400.0)"
+        # one side NULL is a change: coalesce keeps the comparison's NULL from meaning "same"
         return (
-            f"(({n} IS NULL AND {o} IS NULL) OR abs({n} - {aged}) <= "
-            f"{ABS_TOL} + {REL_TOL} * abs({n}))"
+            f"(({n} IS NULL AND {o} IS NULL) OR coalesce(abs({n} - {aged}) <= "
+            f"{ABS_TOL} + {REL_TOL} * abs({n}), FALSE))"
         )
     if pa.types.is_floating(arrow_type):
         # one engine may sum in another order: the last bits of a double are not a change
         return (
-            f"(({n} IS NULL AND {o} IS NULL) OR (isnan({n}) AND isnan({o})) OR "
-            f"abs({n} - {o}) <= {REL_TOL} * greatest(1.0, abs({n})))"
+            f"(({n} IS NULL AND {o} IS NULL) OR coalesce(isnan({n}) AND isnan({o}), FALSE) OR "
+            f"coalesce(abs({n} - {o}) <= {REL_TOL} * greatest(1.0, abs({n})), FALSE))"
         )
     return f"({n} IS NOT DISTINCT FROM {o})"
 
@@ -58,10 +66,10 @@ def changed_rows(
     ``mirror`` do not already answer: new keys, and keys with any column changed once the
     ``clock`` columns of the held row are aged to the snapshot's time. Raises when the two do
     not have the same columns (the store must then be rewritten in full)."""
-    if snapshot.schema.names != mirror.schema.names:
+    if not same_schema(snapshot.schema, mirror.schema):
         raise ValueError(
-            f"snapshot columns {snapshot.schema.names} differ from the held rows' "
-            f"{mirror.schema.names}: rewrite the online store in full"
+            f"snapshot columns {snapshot.schema} differ from the held rows' "
+            f"{mirror.schema}: rewrite the online store in full"
         )
     columns = [f for f in snapshot.schema if f.name not in (key, TIMESTAMP)]
     same = " AND ".join(_unchanged(f.name, f.type, f.name in clock) for f in columns) or "TRUE"
@@ -69,10 +77,12 @@ def changed_rows(
     with duckdb.connect() as con:
         con.register("n_rows", snapshot)
         con.register("o_rows", mirror)
-        return con.execute(
+        rows = con.execute(
             f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
             f"WHERE o.{k} IS NULL OR NOT ({same})"
         ).to_arrow_table()
+        # DuckDB answers in its own Arrow types (large strings...): back to the table's
+        return rows.cast(snapshot.schema)
 
 
 def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
@@ -81,20 +91,28 @@ def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
     with duckdb.connect() as con:
         con.register("o_rows", mirror)
         con.register("w_rows", written)
-        return con.execute(
+        rows = con.execute(
             f"SELECT * FROM w_rows UNION ALL "
             f"SELECT o.* FROM o_rows o ANTI JOIN w_rows w ON o.{k} = w.{k}"
         ).to_arrow_table()
+        return rows.cast(mirror.schema)
 
 
-def read_mirror(path: Path) -> pa.Table | None:
-    """The held rows written by the last run, or None when there are none."""
-    return pq.read_table(path) if path.exists() else None
+def read_mirror(path: Path) -> tuple[pa.Table, datetime | None] | None:
+    """The held rows written by the last run and the time the store was brought current as of
+    then (None for held rows without it), or None when there are none."""
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    stamp = (table.schema.metadata or {}).get(AS_OF_META)
+    as_of = datetime.fromisoformat(stamp.decode()) if stamp else None
+    return table.replace_schema_metadata(None), as_of
 
 
-def write_mirror(table: pa.Table, path: Path) -> None:
-    """Write the held rows beside the old file and swap them in (a crash keeps the old file)."""
+def write_mirror(table: pa.Table, path: Path, as_of: datetime) -> None:
+    """Write the held rows (with ``as_of``, the store's as-of time) beside the old file and swap
+    them in (a crash keeps the old file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(table.replace_schema_metadata({AS_OF_META: as_of.isoformat().encode()}), tmp)
     tmp.replace(path)

@@ -249,8 +249,9 @@ def rating_stats(
     """(item (n_items, 2), user (n_users, 2)) rating statistics over the rated entries of
     ``ratings`` that ``mask`` stores (the part the features may read): per item the mean rating
     and the mean of the users' centered ratings (rating minus the user's mean), both shrunk
-    toward the global value by ``shrink`` pseudo-ratings; per user the mean and the standard
-    deviation of their ratings. NaN where nothing is rated."""
+    toward the global value by ``shrink`` pseudo-ratings (an item nobody rated: the global mean
+    and 0); per user the mean and the standard deviation of their ratings (NaN for a user who
+    rated nothing). Everything NaN when nothing at all is rated."""
     coo = sp.coo_matrix(ratings)
     inside = np.asarray(sp.csr_matrix(mask)[coo.row, coo.col]).ravel() != 0
     r, c, v = coo.row[inside], coo.col[inside], coo.data[inside].astype(np.float64)

@@ -571,10 +571,20 @@ def _utc(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def _generator_digest() -> str:
-    """A digest of this module's code: a cached preset is reused only with the same generator."""
+    """A digest of what the generated tables depend on (this module's code, the schema and
+    privacy modules it calls, pandas and pyarrow versions): a cached preset is reused only with
+    the same generator."""
     import hashlib
 
-    return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
+    import pyarrow
+
+    from recs_assets.core.phase1 import privacy, schema
+
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (__file__, schema.__file__, privacy.__file__):
+        digest.update(Path(module).read_bytes())
+    digest.update(f"{pd.__version__} {pyarrow.__version__}".encode())
+    return digest.hexdigest()
 
 
 def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
@@ -587,11 +597,15 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
     import shutil
     import tempfile
 
-    folder = cache_dir / f"synthetic-{preset}-seed{seed}-{_generator_digest()}"
+    stem = f"synthetic-{preset}-seed{seed}-"
+    folder = cache_dir / f"{stem}{_generator_digest()}"
     names = ("interactions", "users", "items")
     if not all((folder / f"{n}.parquet").exists() for n in names):
         tables = generate_preset(preset, seed=seed).tables
         cache_dir.mkdir(parents=True, exist_ok=True)
+        # an incomplete folder, or one of an older generator, goes (10m is about 250 MB)
+        for old in cache_dir.glob(f"{stem}*"):
+            shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
         try:
             for name in names:
