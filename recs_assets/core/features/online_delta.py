@@ -74,28 +74,34 @@ def changed_rows(
     columns = [f for f in snapshot.schema if f.name not in (key, TIMESTAMP)]
     same = " AND ".join(_unchanged(f.name, f.type, f.name in clock) for f in columns) or "TRUE"
     k = _quote(key)
-    with duckdb.connect() as con:
-        con.register("n_rows", snapshot)
-        con.register("o_rows", mirror)
-        rows = con.execute(
-            f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
-            f"WHERE o.{k} IS NULL OR NOT ({same})"
-        ).to_arrow_table()
-        # DuckDB answers in its own Arrow types (large strings...): back to the table's
-        return rows.cast(snapshot.schema)
+    return _query(
+        f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
+        f"WHERE o.{k} IS NULL OR NOT ({same})",
+        snapshot.schema,
+        n_rows=snapshot,
+        o_rows=mirror,
+    )
 
 
 def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
     """What the store holds after ``written`` was written over ``mirror``'s rows."""
     k = _quote(key)
+    return _query(
+        f"SELECT * FROM w_rows UNION ALL "
+        f"SELECT o.* FROM o_rows o ANTI JOIN w_rows w ON o.{k} = w.{k}",
+        mirror.schema,
+        o_rows=mirror,
+        w_rows=written,
+    )
+
+
+def _query(sql: str, schema: pa.Schema, **tables: pa.Table) -> pa.Table:
+    """``sql`` over the Arrow ``tables`` (by name), answered in ``schema``'s types (DuckDB
+    answers in its own: large strings...)."""
     with duckdb.connect() as con:
-        con.register("o_rows", mirror)
-        con.register("w_rows", written)
-        rows = con.execute(
-            f"SELECT * FROM w_rows UNION ALL "
-            f"SELECT o.* FROM o_rows o ANTI JOIN w_rows w ON o.{k} = w.{k}"
-        ).to_arrow_table()
-        return rows.cast(mirror.schema)
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.execute(sql).to_arrow_table().cast(schema)
 
 
 def read_mirror(path: Path) -> tuple[pa.Table, datetime | None] | None:
