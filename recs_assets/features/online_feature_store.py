@@ -42,9 +42,9 @@ from recs_assets.platform.table_io_manager import RawTable, table_in
 
 MAX_LAG = timedelta(hours=1)
 FRESHNESS_SAMPLE = 1000
-FRESHNESS_FEATURE = AS_OF_FEATURE  # read for its event timestamp
 HELD_SAMPLE = 100  # held keys read back before a delta write (all must be online)
 MIRROR_DIR = "online_rows"  # in the repo folder: the rows the store holds, as last written
+COLUMNS_CHANGED = "the view's columns changed"
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,7 @@ class OnlineFeatureStore:
 
 def newest_online_timestamp(store: FeatureStore, user_ids: list[str]) -> datetime | None:
     """Newest event timestamp of ``user_features`` among the online rows of ``user_ids``."""
-    response = store.get_online_features(
-        features=[f"user_features:{FRESHNESS_FEATURE}"],
-        entity_rows=[{"user_id": u} for u in user_ids],
-    ).to_dict(include_event_timestamps=True)
-    # event timestamps come back as epoch seconds; 0 marks a missing row
-    stamps = [int(t) for t in response.get(FRESHNESS_FEATURE + TIMESTAMP_POSTFIX, []) if t]
+    stamps = [t for t in online_stamps(store, "user_features", "user_id", user_ids) if t]
     if not stamps:
         return None
     return datetime.fromtimestamp(max(stamps), tz=UTC)
@@ -115,7 +110,8 @@ def newest_snapshot(path: str, as_of: datetime) -> pa.Table:
 
 
 def online_stamps(store: FeatureStore, view: str, key: str, keys: list[str]) -> list[int]:
-    """Epoch seconds of the online rows of ``keys`` in ``view`` (0 where there is none)."""
+    """Epoch seconds (Feast's event timestamps) of the online rows of ``keys`` in ``view``, 0
+    where there is none."""
     response = store.get_online_features(
         features=[f"{view}:{AS_OF_FEATURE}"], entity_rows=[{key: k} for k in keys]
     ).to_dict(include_event_timestamps=True)
@@ -146,7 +142,7 @@ def why_full(
         return "no rows held from an earlier write"
     rows, as_of = held
     if not same_schema(rows.schema, snapshot.schema):
-        return "the view's columns changed"
+        return COLUMNS_CHANGED
     # the store's as-of row must be the one the last write left, and a sample of the held keys
     # must be there (a flushed Redis, evicted keys, another store): else write everything
     sample = sorted(str(k) for k in rows[key].to_pylist())[:HELD_SAMPLE]
@@ -169,7 +165,7 @@ def write_view(
     held = read_mirror(mirror_path)
     reason = why_full(store, view, key, snapshot, held, mode)
     if reason:
-        if held is not None and not same_schema(held[0].schema, snapshot.schema):
+        if reason == COLUMNS_CHANGED:
             drop_online_rows(store, view)
         rows, now_held, kind = snapshot, snapshot, "full"
     else:
