@@ -603,7 +603,7 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
     if not all((folder / f"{n}.parquet").exists() for n in names):
         tables = generate_preset(preset, seed=seed).tables
         cache_dir.mkdir(parents=True, exist_ok=True)
-        # an incomplete folder, or one of an older generator, goes (10m is about 250 MB)
+        # an incomplete folder, or one of an older generator, goes (10m is about 200 MB)
         for old in cache_dir.glob(f"{stem}*"):
             shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
