@@ -7,9 +7,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import prometheus_client  # noqa: F401 - before Feast: see below
 import pytest
 
 from recs_assets.core.paths import REPO_ROOT as REPO
+
+# Importing Feast sets PROMETHEUS_MULTIPROC_DIR when it is unset; prometheus_client chooses how
+# metric values are stored when it is first imported, so imported after Feast every registry's
+# values go to shared files and a test's counters count other tests' requests (seen when
+# test_features_assets ran just before test_serving_online_features). Imported first, each
+# test's own registry counts only its own.
 
 
 def ml100k_path() -> Path:
