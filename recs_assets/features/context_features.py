@@ -30,7 +30,7 @@ def context_features(
         engine = feature_engine(context, config, spark, raw_interactions)
         try:
             path = data_dir.feature_path("context_features")
-            inputs = build_inputs(context, config, raw_interactions, {})
+            inputs = build_inputs(context, config, raw_interactions, {}, path)
             # with changed days: only the users with an event on one are recomputed
             changed = changed_days(read_manifest(path), inputs)
             table, touched = engine.write_context(path, inputs, changed, config.session_gap_minutes)

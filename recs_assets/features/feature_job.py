@@ -195,11 +195,14 @@ def build_inputs(
     config: FeatureJobConfig,
     events: Any,
     tables: dict[str, Any],
+    path: Path,
     **settings: object,
 ) -> BuildInputs:
-    """What this build reads: the event days, the other tables, the settings and code version."""
+    """What this build of the table at ``path`` reads: the event days, the other tables, the
+    settings and code version. The days' fingerprints are cached beside the table."""
     files = _files(events)
-    days = day_fingerprints(files) if files is not None else {}
+    cache = path.with_name(f".{path.name}.day_fingerprints.json")
+    days = day_fingerprints(files, cache) if files is not None else {}
     code = context.assets_def.code_versions_by_key.get(context.asset_key)
     return BuildInputs(
         days=days,

@@ -34,7 +34,7 @@ def item_features(
             oldest, newest = engine.time_range()
             snapshots = planned_snapshots(config, oldest, newest)
             path = data_dir.feature_path("item_features")
-            inputs = build_inputs(context, config, raw_interactions, {"items": raw_items})
+            inputs = build_inputs(context, config, raw_interactions, {"items": raw_items}, path)
             kept = reuse_plan(context, path, inputs, snapshots)
             computed = [engine.item_snapshot(t) for t in snapshots if t not in kept]
             table = engine.write_snapshots(computed, kept, "item_features", path, snapshots, inputs)

@@ -41,6 +41,7 @@ def user_features(
                 config,
                 raw_interactions,
                 {"users": raw_users, "items": raw_items},
+                path,
                 categories=categories,
             )
             kept = reuse_plan(context, path, inputs, snapshots)

@@ -3,6 +3,7 @@ earlier snapshots whose inputs did not change, and its table equals a build from
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +79,33 @@ def test_reuse_needs_the_same_days_up_to_the_snapshot(tmp_path: Path) -> None:
     (day / "data.parquet").write_bytes(b"two")
     assert day_fingerprints([str(day / "data.parquet")]) != first
     assert day_fingerprints([str(tmp_path / "plain.parquet")]) == {}
+
+
+def test_day_fingerprints_read_only_the_days_whose_files_moved(tmp_path: Path) -> None:
+    """With a cache, a day whose files kept their names, sizes and times is not read again; a
+    day rewritten (new time) is, and keeps its fingerprint when its content is the same."""
+    cache = tmp_path / "cache.json"
+    days = [tmp_path / "t" / f"partition=2024-01-0{d}" for d in (1, 2)]
+    for i, day in enumerate(days):
+        day.mkdir(parents=True)
+        (day / "data.parquet").write_bytes(b"day%d" % i)
+    files = [str(day / "data.parquet") for day in days]
+    first = day_fingerprints(files, cache)
+    assert first == day_fingerprints(files) and cache.is_file()
+    # same size and time, other bytes: the cache answers (the file is not read)
+    stat = (days[0] / "data.parquet").stat()
+    (days[0] / "data.parquet").write_bytes(b"DAY0")
+    os.utime(days[0] / "data.parquet", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert day_fingerprints(files, cache) == first
+    assert day_fingerprints(files)["2024-01-01"] != first["2024-01-01"]
+    # a rewrite with the same bytes and a new time is read again: same fingerprint
+    (days[1] / "data.parquet").write_bytes(b"day1")
+    os.utime(days[1] / "data.parquet", ns=(1, 1))
+    assert day_fingerprints(files, cache)["2024-01-02"] == first["2024-01-02"]
+    (days[1] / "data.parquet").write_bytes(b"day9")
+    assert day_fingerprints(files, cache)["2024-01-02"] != first["2024-01-02"]
+    cache.write_text("not json")  # a damaged cache is read as empty
+    assert day_fingerprints(files, cache)["2024-01-02"] == day_fingerprints(files)["2024-01-02"]
 
 
 def _resources(root: Path, spark: SparkResource) -> dict[str, object]:

@@ -52,6 +52,7 @@ from recs_assets.core.features.transforms.user import (
     user_columns,
 )
 from recs_assets.core.phase1.schema import CATEGORY_SEP, EVENT_TYPES, TABLE_COLUMNS
+from recs_assets.core.table_store import PARTITION_COLUMN
 
 _SQL_TYPES = {
     "string": "VARCHAR",
@@ -480,3 +481,15 @@ def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> Writt
     con.execute(f"COPY ({sql}) TO {lit(str(target))} (FORMAT parquet, COMPRESSION zstd)")
     meta = pq.ParquetFile(target).metadata
     return Written(str(path), meta.num_rows, tuple(meta.schema.to_arrow_schema().names))
+
+
+def write_day_partitions(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> list[str]:
+    """Write the per-event rows of ``sql`` into the new folder ``path``, one folder per UTC day
+    of their ``timestamp`` (``partition=<day>/``, as the raw tables); returns the columns."""
+    columns = [d[0] for d in con.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
+    day = "strftime(timestamp, '%Y-%m-%d')"
+    con.execute(
+        f"COPY (SELECT *, {day} AS {q(PARTITION_COLUMN)} FROM ({sql})) TO {lit(str(path))} "
+        f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({q(PARTITION_COLUMN)}))"
+    )
+    return columns

@@ -30,15 +30,18 @@ from recs_assets.core.features.incremental import BuildInputs
 from recs_assets.core.features.spark_frames import as_spark, event_time_range, time_range
 from recs_assets.core.features.tables import (
     FeatureTable,
+    day_reuse,
+    link_days,
+    summarize,
     swap_in,
+    write_days_swapped,
     write_snapshot_table,
-    write_swapped,
 )
 from recs_assets.core.features.transforms.context import context_features
 from recs_assets.core.features.transforms.item import item_features, top_categories
 from recs_assets.core.features.transforms.user import user_features
 from recs_assets.core.phase1.schema import TABLE_COLUMNS
-from recs_assets.core.table_store import TableRef
+from recs_assets.core.table_store import PARTITION_COLUMN, TableRef
 
 Engine = Literal["auto", "spark", "duckdb"]
 ENGINES: tuple[str, ...] = get_args(Engine)
@@ -133,32 +136,29 @@ class SparkEngine:
     def write_context(
         self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int
     ) -> tuple[FeatureTable, str]:
-        """``context_features`` at ``path``: every event, or (``changed`` days) the users with
-        an event on a changed day recomputed and every other user's rows kept. Returns the
-        table and how many users were recomputed (``all``)."""
-        if changed is None:
+        """``context_features`` at ``path``, in day partitions: every event, or (``changed``
+        days, ``tables.day_reuse``) the rows from the first changed day on, recomputed from the
+        whole history of the users with an event then, and the earlier days' files kept as they
+        are. Returns the table and how many users were recomputed (``all``)."""
+        reuse = day_reuse(path, changed)
+        if reuse is None:
             df = context_features(self.events, session_gap_minutes=gap)
-            return write_swapped(df, "context_features", path, (), inputs), "all"
-        # every value reads only the user's own events
-        touched = (
-            self.events.where(F.date_format("timestamp", "yyyy-MM-dd").isin(sorted(changed)))
-            .select("user_id")
-            .distinct()
-            .cache()
-        )
+            return write_days_swapped(df, "context_features", path, inputs, {}), "all"
+        if reuse.first is None:
+            return write_days_swapped(None, "context_features", path, inputs, reuse.kept), "0"
+        since = F.date_format("timestamp", "yyyy-MM-dd") >= F.lit(reuse.first)
+        touched = self.events.where(since).select("user_id").distinct().cache()
         try:
             fresh = context_features(
-                self.events.join(touched, "user_id", "left_semi"),
-                session_gap_minutes=gap,
-            )
-            kept = self.session.read.parquet(str(path)).join(touched, "user_id", "left_anti")
-            table = write_swapped(fresh.unionByName(kept), "context_features", path, (), inputs)
+                self.events.join(touched, "user_id", "left_semi"), session_gap_minutes=gap
+            ).where(since)
+            table = write_days_swapped(fresh, "context_features", path, inputs, reuse.kept)
             return table, str(touched.count())
         finally:
             touched.unpersist()
 
     def preview(self, path: str) -> pd.DataFrame:
-        return self.session.read.parquet(path).limit(5).toPandas()
+        return self.session.read.parquet(path).drop(PARTITION_COLUMN).limit(5).toPandas()
 
 
 def _no_rows(table: str) -> pd.DataFrame:
@@ -244,22 +244,25 @@ class DuckEngine:
         self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int
     ) -> tuple[FeatureTable, str]:
         """As ``SparkEngine.write_context``."""
-        if changed is None:
-            sql = duck.context_features_sql(session_gap_minutes=gap)
-            return swap_in(self._write(sql, "context_features", ()), path, (), inputs), "all"
-        days = ", ".join(duck.lit(d) for d in sorted(changed))
-        touched = (
-            "SELECT DISTINCT user_id FROM interactions "
-            f"WHERE strftime(timestamp, '%Y-%m-%d') IN ({days})"
-        )
-        n = self.db.con.execute(f"SELECT count(*) FROM ({touched})").fetchone()
-        old = duck.files_relation(duck.parquet_files(path))
-        sql = (
-            f"({duck.context_features_sql(session_gap_minutes=gap, users=touched)}) "
-            f"UNION ALL BY NAME (SELECT o.* FROM {old} o ANTI JOIN ({touched}) t USING (user_id))"
-        )
-        table = swap_in(self._write(sql, "context_features", ()), path, (), inputs)
-        return table, str(n[0] if n else 0)
+        reuse = day_reuse(path, changed)
+        sql: str | None = duck.context_features_sql(session_gap_minutes=gap)
+        touched = "all"
+        if reuse is not None and reuse.first is None:
+            sql, touched = None, "0"
+        elif reuse is not None:
+            since = f"timestamp >= TIMESTAMPTZ {duck.lit(reuse.first + 'T00:00:00+00:00')}"
+            users = f"SELECT DISTINCT user_id FROM interactions WHERE {since}"
+            n = self.db.con.execute(f"SELECT count(*) FROM ({users})").fetchone()
+            recomputed = duck.context_features_sql(session_gap_minutes=gap, users=users)
+            sql, touched = f"SELECT * FROM ({recomputed}) WHERE {since}", str(n[0] if n else 0)
+
+        def write(staged: Path) -> FeatureTable:
+            columns = duck.write_day_partitions(self.db.con, sql, staged) if sql else []
+            staged.mkdir(parents=True, exist_ok=True)
+            link_days(reuse.kept if reuse else {}, staged)
+            return summarize("context_features", staged, columns)
+
+        return swap_in(write, path, (), inputs), touched
 
     def preview(self, path: str) -> pd.DataFrame:
         return self.db.frame(

@@ -84,9 +84,14 @@ def local_path(uri: str) -> Path:
     return Path(uri)
 
 
-def day_fingerprints(files: Iterable[str]) -> dict[str, str]:
+def day_fingerprints(files: Iterable[str], cache: Path | None = None) -> dict[str, str]:
     """Fingerprint per day partition of a table's files (``.../partition=<day>/<file>``); empty
-    when any file is not under a day partition (the table is not partitioned by day)."""
+    when any file is not under a day partition (the table is not partitioned by day).
+
+    With ``cache`` (a JSON file of the caller's), a day whose files still have the names, sizes
+    and modification times recorded there keeps its recorded fingerprint instead of being read
+    again (the rule of ``make`` and git's index): a landed day reads its own files, not all of
+    history. The cache is then rewritten with this call's days."""
     by_day: dict[str, list[Path]] = {}
     for uri in files:
         path = local_path(uri)
@@ -94,7 +99,34 @@ def day_fingerprints(files: Iterable[str]) -> dict[str, str]:
         if not parent.startswith(PARTITION_PREFIX):
             return {}
         by_day.setdefault(parent[len(PARTITION_PREFIX) :], []).append(path)
-    return {day: file_fingerprint(paths) for day, paths in by_day.items()}
+    known = _read_cache(cache)
+    fresh: dict[str, dict[str, object]] = {}
+    out = {}
+    for day, paths in by_day.items():
+        listing = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths)
+        folder = str(paths[0].parent)
+        hit = known.get(folder)
+        if hit is not None and hit.get("files") == listing:
+            out[day] = str(hit["digest"])
+        else:
+            out[day] = file_fingerprint(paths)
+        fresh[folder] = {"files": listing, "digest": out[day]}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp")
+        tmp.write_text(json.dumps(fresh))
+        tmp.replace(cache)
+    return out
+
+
+def _read_cache(cache: Path | None) -> dict[str, dict[str, object]]:
+    if cache is None:
+        return {}
+    try:
+        raw = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def settings_fingerprint(**parts: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -9,10 +10,12 @@ from datetime import datetime
 from functools import reduce
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recs_assets.core.features.incremental import BuildInputs, write_manifest
+from recs_assets.core.features.incremental import PARTITION_PREFIX, BuildInputs, write_manifest
+from recs_assets.core.table_store import PARTITION_COLUMN
 
 
 @dataclass(frozen=True)
@@ -105,3 +108,87 @@ def swap_in(
     shutil.rmtree(retired, ignore_errors=True)
     write_manifest(path, replace(inputs, snapshots=tuple(t.isoformat() for t in snapshots)))
     return replace(table, path=str(path))
+
+
+def day_partitions(path: Path) -> dict[str, Path] | None:
+    """Day -> folder of a table written in day partitions (``partition=<day>/``), or None when
+    the table at ``path`` is missing or holds Parquet outside such folders (another layout)."""
+    if not path.is_dir():
+        return None
+    days: dict[str, Path] = {}
+    for child in path.iterdir():
+        if child.name.startswith(("_", ".")):
+            continue
+        if not (child.is_dir() and child.name.startswith(PARTITION_PREFIX)):
+            return None
+        days[child.name[len(PARTITION_PREFIX) :]] = child
+    return days
+
+
+def link_days(days: dict[str, Path], staged: Path) -> None:
+    """Hard-link the Parquet files of ``days`` (folders of the current table) into ``staged``
+    (copied where the file system refuses links): the rows are the same, nothing is rewritten."""
+    for folder in days.values():
+        target = staged / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for f in folder.glob("*.parquet"):
+            try:
+                os.link(f, target / f.name)
+            except OSError:
+                shutil.copy2(f, target / f.name)
+
+
+def summarize(name: str, path: Path, columns: Sequence[str]) -> FeatureTable:
+    """The handle of the Parquet table at ``path``: rows from the files' footers, columns from
+    their schema (``columns`` when no file was written: no rows)."""
+    files = sorted(f for f in path.rglob("*.parquet") if not f.name.startswith((".", "_")))
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if files:
+        columns = pq.ParquetFile(files[0]).schema_arrow.names
+    return FeatureTable(name, str(path), rows, tuple(c for c in columns if c != PARTITION_COLUMN))
+
+
+def write_days_swapped(
+    df: DataFrame | None, name: str, path: Path, inputs: BuildInputs, kept: dict[str, Path]
+) -> FeatureTable:
+    """Write the per-event rows of ``df`` (None: no new rows) in day partitions beside the table
+    at ``path``, hard-link its ``kept`` day folders in, swap the result in, then write the
+    manifest of this build."""
+
+    def write(staged: Path) -> FeatureTable:
+        columns: list[str] = []
+        if df is not None:
+            columns = df.columns
+            day = F.date_format("timestamp", "yyyy-MM-dd")
+            df.withColumn(PARTITION_COLUMN, day).write.partitionBy(PARTITION_COLUMN).parquet(
+                str(staged)
+            )
+        staged.mkdir(parents=True, exist_ok=True)
+        link_days(kept, staged)
+        return summarize(name, staged, columns)
+
+    return swap_in(write, path, (), inputs)
+
+
+@dataclass(frozen=True)
+class DayReuse:
+    """What an incremental build of a per-event table keeps: the day folders before ``first``
+    (every folder when ``first`` is None: nothing changed); rows on ``first`` and after are
+    recomputed."""
+
+    first: str | None
+    kept: dict[str, Path]
+
+
+def day_reuse(path: Path, changed: set[str] | None) -> DayReuse | None:
+    """How much of the per-event table at ``path`` a build keeps, given the ``changed`` event
+    days (``incremental.changed_days``); None: rebuild it all (no comparable previous build, or
+    a table not in day partitions).
+
+    A row of a per-event table reads only its user's earlier events, so new or changed events
+    on a day leave every row of the days before it as it is."""
+    old = day_partitions(path)
+    if changed is None or old is None:
+        return None
+    first = min(changed, default=None)
+    return DayReuse(first, {d: f for d, f in old.items() if first is None or d < first})
