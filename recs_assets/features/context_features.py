@@ -31,7 +31,7 @@ def context_features(
         try:
             path = data_dir.feature_path("context_features")
             inputs = build_inputs(context, config, raw_interactions, {}, path)
-            # with changed days: only the users with an event on one are recomputed
+            # with changed days: the rows from the first one on are recomputed, the rest kept
             changed = changed_days(read_manifest(path), inputs)
             table, touched = engine.write_context(path, inputs, changed, config.session_gap_minutes)
             preview = engine.preview(table.path)

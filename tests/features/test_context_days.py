@@ -20,9 +20,12 @@ GAP = 30
 
 
 def _events() -> pd.DataFrame:
-    return generate_synthetic(
+    events = generate_synthetic(
         n_users=40, n_items=30, n_interactions=2000, seed=5, days=30
     ).tables.interactions
+    # half the users send no session_id: their sessions are derived from gaps (user#n)
+    derived = events["user_id"].isin(sorted(events["user_id"].unique())[::2])
+    return events.assign(session_id=events["session_id"].mask(derived))
 
 
 def _day(events: pd.DataFrame) -> pd.Series:
@@ -60,9 +63,12 @@ def test_a_late_and_a_landed_day_recompute_from_the_first_changed_day(
     cut, late_day = days[-5], days[len(days) // 2]
     # the landed batch: the days from cut on, and one late event on an earlier day of a user
     # whose later events it precedes (their session numbers and gaps move)
-    late = events[_day(events) == late_day].iloc[[0]].copy()
-    late["event_id"] = "late-1"
-    late["timestamp"] = late["timestamp"] + pd.Timedelta(seconds=1)
+    # a late event one second after an event of a derived-session user, and one at the same time
+    # as another event with a smaller event_id (ties are ordered by event_id)
+    on_day = events[(_day(events) == late_day) & events["session_id"].isna()]
+    late = on_day.iloc[[0, 1]].copy()
+    late["event_id"] = ["late-1", "a-late-2"]
+    late["timestamp"] = late["timestamp"] + pd.to_timedelta([1, 0], unit="s")
     before, after = events[_day(events) < cut], pd.concat([events, late], ignore_index=True)
 
     path = tmp_path / "context_features"
@@ -84,6 +90,8 @@ def test_a_late_and_a_landed_day_recompute_from_the_first_changed_day(
     full, _ = _write(engine, spark, after, tmp_path / "full", None)
     assert full.columns == table.columns
     assert_same_rows(_rows(tmp_path / "full"), _rows(path), "event_id")
+    for f in path.rglob("*.parquet"):  # every row in the folder of its UTC day
+        assert set(_day(pd.read_parquet(f))) == {f.parent.name.removeprefix("partition=")}
 
     # nothing changed: no row computed, every file kept
     again, touched = _write(engine, spark, after, path, set())
@@ -104,3 +112,18 @@ def test_a_table_in_another_layout_is_rebuilt(tmp_path: Path) -> None:
     assert reuse is not None and reuse.first == "2024-01-02" and set(reuse.kept) == {"2024-01-01"}
     everything = day_reuse(days, set())
     assert everything is not None and everything.first is None and len(everything.kept) == 3
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_table_without_rows_keeps_its_schema(engine: str, spark, tmp_path: Path) -> None:
+    """No events: one empty file with the columns (readers and the contract need them), and the
+    next build rebuilds it in full."""
+    none = _events().iloc[0:0]
+    path = tmp_path / "context_features"
+    table, _ = _write(engine, spark, none, path, None)
+    assert table.row_count == 0 and "session_key" in table.columns
+    assert pd.read_parquet(next(path.glob("*.parquet"))).columns.tolist() == list(table.columns)
+    assert day_reuse(path, set()) is None
+    events = _events()
+    again, touched = _write(engine, spark, events, path, set(_day(events)))
+    assert touched == "all" and again.row_count == len(events)

@@ -3,7 +3,6 @@ earlier snapshots whose inputs did not change, and its table equals a build from
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,9 +80,21 @@ def test_reuse_needs_the_same_days_up_to_the_snapshot(tmp_path: Path) -> None:
     assert day_fingerprints([str(tmp_path / "plain.parquet")]) == {}
 
 
-def test_day_fingerprints_read_only_the_days_whose_files_moved(tmp_path: Path) -> None:
-    """With a cache, a day whose files kept their names, sizes and times is not read again; a
-    day rewritten (new time) is, and keeps its fingerprint when its content is the same."""
+def test_day_fingerprints_read_only_the_days_whose_files_moved(tmp_path: Path, monkeypatch) -> None:
+    """With a cache, a day whose files kept their names, sizes, inodes and times is not read
+    again; a day rewritten is, and keeps its fingerprint when its content is the same; files
+    touched just before the cache was written are read again (a same-tick rewrite)."""
+    from recs_assets.core.features import incremental
+
+    reads: list[str] = []
+    real = incremental.file_fingerprint
+
+    def counted(paths):
+        paths = list(paths)
+        reads.extend(p.parent.name for p in paths)
+        return real(paths)
+
+    monkeypatch.setattr(incremental, "file_fingerprint", counted)
     cache = tmp_path / "cache.json"
     days = [tmp_path / "t" / f"partition=2024-01-0{d}" for d in (1, 2)]
     for i, day in enumerate(days):
@@ -92,20 +103,25 @@ def test_day_fingerprints_read_only_the_days_whose_files_moved(tmp_path: Path) -
     files = [str(day / "data.parquet") for day in days]
     first = day_fingerprints(files, cache)
     assert first == day_fingerprints(files) and cache.is_file()
-    # same size and time, other bytes: the cache answers (the file is not read)
-    stat = (days[0] / "data.parquet").stat()
-    (days[0] / "data.parquet").write_bytes(b"DAY0")
-    os.utime(days[0] / "data.parquet", ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert day_fingerprints(files, cache) == first
-    assert day_fingerprints(files)["2024-01-01"] != first["2024-01-01"]
-    # a rewrite with the same bytes and a new time is read again: same fingerprint
+    # the files were written within 2 s of the cache: not trusted yet, both read again
+    reads.clear()
+    assert day_fingerprints(files, cache) == first and len(reads) == 2
+    monkeypatch.setattr(incremental, "RACY_NS", 0)
+    day_fingerprints(files, cache)
+    reads.clear()
+    assert day_fingerprints(files, cache) == first and reads == []  # nothing read
+    # a rewrite with the same bytes is read again and keeps its fingerprint; other bytes do not
     (days[1] / "data.parquet").write_bytes(b"day1")
-    os.utime(days[1] / "data.parquet", ns=(1, 1))
-    assert day_fingerprints(files, cache)["2024-01-02"] == first["2024-01-02"]
+    assert day_fingerprints(files, cache) == first and reads == ["partition=2024-01-02"]
     (days[1] / "data.parquet").write_bytes(b"day9")
     assert day_fingerprints(files, cache)["2024-01-02"] != first["2024-01-02"]
-    cache.write_text("not json")  # a damaged cache is read as empty
-    assert day_fingerprints(files, cache)["2024-01-02"] == day_fingerprints(files)["2024-01-02"]
+    # a damaged cache, or one of another shape, is read as empty; an unwritable one is skipped
+    for text in ("not json", '{"days": {"x": 1}, "written_ns": "no"}', "[1]"):
+        cache.write_text(text)
+        assert day_fingerprints(files, cache) == day_fingerprints(files)
+    blocked = tmp_path / "file" / "cache.json"
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert day_fingerprints(files, blocked) == day_fingerprints(files)
 
 
 def _resources(root: Path, spark: SparkResource) -> dict[str, object]:

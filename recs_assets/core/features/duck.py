@@ -441,7 +441,8 @@ def context_features_sql(
     *, session_gap_minutes: int = DEFAULT_SESSION_GAP_MINUTES, users: str | None = None
 ) -> str:
     """The rows of the Spark ``context_features`` (one per event); with ``users`` (a relation
-    with a ``user_id`` column), only those users' events."""
+    with a ``user_id`` column), only those users' events. As there, every column reads only the
+    user's events at or before the row (incremental builds rely on it)."""
     events = "SELECT * FROM interactions" + (
         f" WHERE user_id IN (SELECT user_id FROM ({users}))" if users else ""
     )

@@ -31,6 +31,7 @@ from recs_assets.core.features.spark_frames import as_spark, event_time_range, t
 from recs_assets.core.features.tables import (
     FeatureTable,
     day_reuse,
+    has_parquet,
     link_days,
     summarize,
     swap_in,
@@ -260,6 +261,8 @@ class DuckEngine:
             columns = duck.write_day_partitions(self.db.con, sql, staged) if sql else []
             staged.mkdir(parents=True, exist_ok=True)
             link_days(reuse.kept if reuse else {}, staged)
+            if sql and not has_parquet(staged):  # no rows: an empty file keeps the schema
+                duck.write_parquet(self.db.con, f"SELECT * FROM ({sql}) LIMIT 0", staged)
             return summarize("context_features", staged, columns)
 
         return swap_in(write, path, (), inputs), touched

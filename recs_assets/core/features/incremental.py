@@ -13,8 +13,11 @@ beside its table (``_recs_manifest.json``), written after the table.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,10 +91,13 @@ def day_fingerprints(files: Iterable[str], cache: Path | None = None) -> dict[st
     """Fingerprint per day partition of a table's files (``.../partition=<day>/<file>``); empty
     when any file is not under a day partition (the table is not partitioned by day).
 
-    With ``cache`` (a JSON file of the caller's), a day whose files still have the names, sizes
-    and modification times recorded there keeps its recorded fingerprint instead of being read
-    again (the rule of ``make`` and git's index): a landed day reads its own files, not all of
-    history. The cache is then rewritten with this call's days."""
+    With ``cache`` (a JSON file of the caller's), a day whose files still have the names, sizes,
+    inodes and change and modification times recorded there keeps its recorded fingerprint
+    instead of being read again (the rule of ``make`` and git's index): a landed day reads its
+    own files, not all of history. As in git, an entry is trusted only when its files had not
+    been touched for ``RACY_NS`` before the cache was written (a rewrite within the same clock
+    tick could keep every recorded time). The cache is an optimisation: an unreadable one is
+    ignored and one that cannot be written is not kept."""
     by_day: dict[str, list[Path]] = {}
     for uri in files:
         path = local_path(uri)
@@ -99,34 +105,59 @@ def day_fingerprints(files: Iterable[str], cache: Path | None = None) -> dict[st
         if not parent.startswith(PARTITION_PREFIX):
             return {}
         by_day.setdefault(parent[len(PARTITION_PREFIX) :], []).append(path)
-    known = _read_cache(cache)
+    known, written = _read_cache(cache)
     fresh: dict[str, dict[str, object]] = {}
     out = {}
     for day, paths in by_day.items():
-        listing = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths)
+        stats = [(p.name, p.stat()) for p in paths]
+        listing = sorted(
+            [name, st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns] for name, st in stats
+        )
+        newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for _, st in stats), default=0)
         folder = str(paths[0].parent)
         hit = known.get(folder)
-        if hit is not None and hit.get("files") == listing:
-            out[day] = str(hit["digest"])
+        if (
+            isinstance(hit, dict)
+            and hit.get("files") == listing
+            and isinstance(hit.get("digest"), str)
+            and newest < written - RACY_NS
+        ):
+            out[day] = hit["digest"]
         else:
             out[day] = file_fingerprint(paths)
         fresh[folder] = {"files": listing, "digest": out[day]}
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp")
-        tmp.write_text(json.dumps(fresh))
-        tmp.replace(cache)
+        _write_cache(cache, fresh)
     return out
 
 
-def _read_cache(cache: Path | None) -> dict[str, dict[str, object]]:
+RACY_NS = 2_000_000_000
+"""Files touched this close (2 s) before a cache was written are read again next time."""
+
+
+def _read_cache(cache: Path | None) -> tuple[dict[str, object], int]:
+    """The cached days and when the cache was written (ns since the epoch; 0: no cache)."""
     if cache is None:
-        return {}
+        return {}, 0
     try:
         raw = json.loads(cache.read_text())
     except (OSError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
+        return {}, 0
+    if not isinstance(raw, dict) or not isinstance(raw.get("days"), dict):
+        return {}, 0
+    written = raw.get("written_ns")
+    return raw["days"], written if isinstance(written, int) else 0
+
+
+def _write_cache(cache: Path, days: dict[str, dict[str, object]]) -> None:
+    tmp = cache.with_name(f".{cache.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"written_ns": time.time_ns(), "days": days}))
+        tmp.replace(cache)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def settings_fingerprint(**parts: object) -> str:

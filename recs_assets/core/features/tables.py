@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from recs_assets.core.features.incremental import PARTITION_PREFIX, BuildInputs, write_manifest
 from recs_assets.core.table_store import PARTITION_COLUMN
@@ -112,7 +114,8 @@ def swap_in(
 
 def day_partitions(path: Path) -> dict[str, Path] | None:
     """Day -> folder of a table written in day partitions (``partition=<day>/``), or None when
-    the table at ``path`` is missing or holds Parquet outside such folders (another layout)."""
+    the table at ``path`` is missing, has no day, or holds Parquet outside such folders (another
+    layout, or the empty file of a table without rows)."""
     if not path.is_dir():
         return None
     days: dict[str, Path] = {}
@@ -122,7 +125,7 @@ def day_partitions(path: Path) -> dict[str, Path] | None:
         if not (child.is_dir() and child.name.startswith(PARTITION_PREFIX)):
             return None
         days[child.name[len(PARTITION_PREFIX) :]] = child
-    return days
+    return days or None  # no day at all (an empty table): nothing to keep
 
 
 def link_days(days: dict[str, Path], staged: Path) -> None:
@@ -134,8 +137,22 @@ def link_days(days: dict[str, Path], staged: Path) -> None:
         for f in folder.glob("*.parquet"):
             try:
                 os.link(f, target / f.name)
-            except OSError:
+            except OSError as err:  # a name already there is a bug, never overwritten
+                if err.errno not in _NO_LINKS:
+                    raise
                 shutil.copy2(f, target / f.name)
+
+
+# the file system refuses hard links here: copy instead
+_NO_LINKS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP}
+
+
+EMPTY_FILE = "part-00000.parquet"
+"""The one (empty) file of a per-event table without rows: it carries the schema."""
+
+
+def has_parquet(path: Path) -> bool:
+    return any(not f.name.startswith((".", "_")) for f in path.rglob("*.parquet"))
 
 
 def summarize(name: str, path: Path, columns: Sequence[str]) -> FeatureTable:
@@ -156,16 +173,18 @@ def write_days_swapped(
     manifest of this build."""
 
     def write(staged: Path) -> FeatureTable:
-        columns: list[str] = []
         if df is not None:
-            columns = df.columns
-            day = F.date_format("timestamp", "yyyy-MM-dd")
-            df.withColumn(PARTITION_COLUMN, day).write.partitionBy(PARTITION_COLUMN).parquet(
-                str(staged)
-            )
+            # one task (one file) per day, not one per shuffle task and day
+            days = df.withColumn(PARTITION_COLUMN, F.date_format("timestamp", "yyyy-MM-dd"))
+            days = days.repartition(PARTITION_COLUMN)
+            days.write.partitionBy(PARTITION_COLUMN).parquet(str(staged))
         staged.mkdir(parents=True, exist_ok=True)
         link_days(kept, staged)
-        return summarize(name, staged, columns)
+        if df is not None and not has_parquet(staged):
+            # no rows: one empty file keeps the schema for readers (and is rebuilt next time)
+            schema = to_arrow_schema(df.schema, timezone="UTC")
+            pq.write_table(schema.empty_table(), staged / EMPTY_FILE)
+        return summarize(name, staged, df.columns if df is not None else ())
 
     return swap_in(write, path, (), inputs)
 

@@ -60,6 +60,10 @@ def context_features(
 ) -> DataFrame:
     """One row per event with the columns of ``CONTEXT_CATALOG``."""
     # Sessions belong to one user: every window is within a user, so one shuffle by user serves all.
+    # Every column reads only the user's events at or before the row (lag, running numbers, the
+    # session's minimum time): an incremental build keeps the rows of the days before the first
+    # changed one (``tables.day_reuse``). A column that looks ahead (a session's end or length)
+    # would break that rule.
     ev = with_session_key(interactions.repartition("user_id"), session_gap_minutes)
     in_session = Window.partitionBy("user_id", "session_key").orderBy("timestamp", "event_id")
     session_all = Window.partitionBy("user_id", "session_key")
