@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from recs_assets.core.features.duck import parquet_files
 from recs_assets.core.features.incremental import PARTITION_PREFIX, BuildInputs, write_manifest
 from recs_assets.core.table_store import PARTITION_COLUMN
 
@@ -128,6 +129,10 @@ def day_partitions(path: Path) -> dict[str, Path] | None:
     return days or None  # no day at all (an empty table): nothing to keep
 
 
+# the file system refuses hard links here: copy instead
+_NO_LINKS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP}
+
+
 def link_days(days: dict[str, Path], staged: Path) -> None:
     """Hard-link the Parquet files of ``days`` (folders of the current table) into ``staged``
     (copied where the file system refuses links): the rows are the same, nothing is rewritten."""
@@ -143,22 +148,18 @@ def link_days(days: dict[str, Path], staged: Path) -> None:
                 shutil.copy2(f, target / f.name)
 
 
-# the file system refuses hard links here: copy instead
-_NO_LINKS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP}
-
-
 EMPTY_FILE = "part-00000.parquet"
 """The one (empty) file of a per-event table without rows: it carries the schema."""
 
 
 def has_parquet(path: Path) -> bool:
-    return any(not f.name.startswith((".", "_")) for f in path.rglob("*.parquet"))
+    return bool(parquet_files(path))
 
 
 def summarize(name: str, path: Path, columns: Sequence[str]) -> FeatureTable:
     """The handle of the Parquet table at ``path``: rows from the files' footers, columns from
     their schema (``columns`` when no file was written: no rows)."""
-    files = sorted(f for f in path.rglob("*.parquet") if not f.name.startswith((".", "_")))
+    files = parquet_files(path)
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     if files:
         columns = pq.ParquetFile(files[0]).schema_arrow.names
