@@ -25,6 +25,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recs_assets.core.features.duck import q
+
 TIMESTAMP = "feature_timestamp"
 REL_TOL = 1e-9
 ABS_TOL = 1e-6  # days (about 0.09 s): a clock column aged by the days between snapshots
@@ -36,13 +38,9 @@ def same_schema(a: pa.Schema, b: pa.Schema) -> bool:
     return a.remove_metadata().equals(b.remove_metadata())
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _unchanged(column: str, arrow_type: pa.DataType, clock: bool) -> str:
     """SQL true when ``n.column`` (new) equals ``o.column`` (held), clock columns aged."""
-    n, o = f"n.{_quote(column)}", f"o.{_quote(column)}"
+    n, o = f"n.{q(column)}", f"o.{q(column)}"
     if clock:
         aged = f"({o} + epoch(n.{TIMESTAMP} - o.{TIMESTAMP}) / 86400.0)"
         # one side NULL is a change: coalesce keeps the comparison's NULL from meaning "same"
@@ -73,7 +71,7 @@ def changed_rows(
         )
     columns = [f for f in snapshot.schema if f.name not in (key, TIMESTAMP)]
     same = " AND ".join(_unchanged(f.name, f.type, f.name in clock) for f in columns) or "TRUE"
-    k = _quote(key)
+    k = q(key)
     return _query(
         f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
         f"WHERE o.{k} IS NULL OR NOT ({same})",
@@ -85,7 +83,7 @@ def changed_rows(
 
 def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
     """What the store holds after ``written`` was written over ``mirror``'s rows."""
-    k = _quote(key)
+    k = q(key)
     return _query(
         f"SELECT * FROM w_rows UNION ALL "
         f"SELECT o.* FROM o_rows o ANTI JOIN w_rows w ON o.{k} = w.{k}",
