@@ -3,6 +3,7 @@ positions; events that belong to no day are quarantined with a reason, never dro
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from recs_assets.core.phase1.daily import (
     days_between,
     event_days,
     first_day,
+    split_by_day,
     undated_interactions,
     validate_days,
 )
@@ -92,3 +94,18 @@ def test_first_day_setting() -> None:
     assert first_day("2020-3-1") == "2020-03-01"
     with pytest.raises(ValueError, match="RECS_PARTITIONS_START"):
         first_day("soon")
+
+
+def test_split_by_day_keeps_each_days_rows_in_order_and_leaves_other_days_out() -> None:
+    frame = pd.DataFrame({"v": [0, 1, 2, 3, 4, 5, 6]}, index=[9, 8, 7, 6, 5, 4, 3])
+    days = np.array(["d2", "d1", None, "d2", "d9", "d1", "d2"], dtype=object)
+    out = split_by_day(frame, days, ["d1", "d2", "d3"])
+    assert list(out) == ["d1", "d2", "d3"]
+    assert out["d1"]["v"].tolist() == [1, 5]
+    assert out["d2"]["v"].tolist() == [0, 3, 6]
+    assert out["d2"].index.tolist() == [0, 1, 2]
+    assert out["d3"].empty and list(out["d3"].columns) == ["v"]
+    # the same rows as a comparison of every row with each day
+    for d in ("d1", "d2", "d3"):
+        expected = frame[pd.Series(days, index=frame.index).eq(d).fillna(False).astype(bool)]
+        pd.testing.assert_frame_equal(out[d], expected.reset_index(drop=True))

@@ -135,12 +135,27 @@ def validate_days(
         good, bad = _validate_with_spark(spark, selected, users, items, now, contract)
     bad_days = day_of.iloc[positions[bad["row_index"].to_numpy()]].to_numpy()
     bad["row_index"] = positions[bad["row_index"].to_numpy()].astype("int64")
-    good_days = event_days(good["timestamp"])
     return DayValidation(
-        valid={d: good[good_days == d].reset_index(drop=True) for d in wanted},
-        quarantine={d: bad[bad_days == d].reset_index(drop=True) for d in wanted},
+        valid=split_by_day(good, event_days(good["timestamp"]).to_numpy(object), wanted),
+        quarantine=split_by_day(bad, bad_days, wanted),
         rows_in=len(positions),
     )
+
+
+def split_by_day(
+    frame: pd.DataFrame, days: np.ndarray, wanted: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """``frame``'s rows by their day (``days``, one per row): a frame for every day in ``wanted``
+    (empty where none), rows in their order in ``frame``, index 0..n-1; rows of other days or of
+    none are left out. One stable sort of the rows, not a comparison of every row per day (that
+    took 7.7 s of 13 s for 181 days of a million events)."""
+    codes = pd.Categorical(pd.Series(days, dtype=object), categories=list(wanted)).codes
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(wanted) + 1))
+    return {
+        d: frame.iloc[order[bounds[i] : bounds[i + 1]]].reset_index(drop=True)
+        for i, d in enumerate(wanted)
+    }
 
 
 def _validate_with_spark(
