@@ -26,6 +26,7 @@ from dagster import (
 from feast import FeatureStore
 from feast.online_response import TIMESTAMP_POSTFIX
 
+from recs_assets.core.features import sqlite_online
 from recs_assets.core.features.engines import newest_event_time
 from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
 from recs_assets.core.features.online_clock import AS_OF_FEATURE, AS_OF_KEY, CLOCK_COLUMNS
@@ -173,11 +174,20 @@ def write_view(
         rows = changed_rows(snapshot, held[0], key, CLOCK_COLUMNS.get(view, ()))
         now_held, kind = merged_mirror(held[0], rows, key), "delta"
     if rows.num_rows:
-        store.write_to_online_store(view, rows.to_pandas())
+        write_online(store, view, rows)
     # the row that says when the store is current as of (readers age clock columns to it)
-    store.write_to_online_store(view, as_of_marker(snapshot.schema, key, as_of).to_pandas())
+    write_online(store, view, as_of_marker(snapshot.schema, key, as_of))
     write_mirror(now_held, mirror_path, as_of)
     return ViewWrite(view, kind, rows.num_rows, now_held.num_rows, reason), now_held
+
+
+def write_online(store: FeatureStore, view: str, rows: pa.Table) -> None:
+    """``rows`` into ``view``'s online rows: batched on the SQLite store (the same rows as
+    Feast's writer, ``sqlite_online``), through Feast elsewhere."""
+    if sqlite_online.fast_path(store):
+        sqlite_online.write_rows(store, view, rows)
+    else:
+        store.write_to_online_store(view, rows.to_pandas())
 
 
 def as_of_marker(schema: pa.Schema, key: str, as_of: datetime) -> pa.Table:
