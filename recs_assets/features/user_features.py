@@ -1,7 +1,8 @@
 """Asset ``user_features``: per-user feature snapshots written as Parquet (Spark or DuckDB)."""
 
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from recs_assets.core.features.incremental import carry_plan, read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.user import USER_CATALOG
 from recs_assets.features.feature_job import (
@@ -45,8 +46,25 @@ def user_features(
                 categories=categories,
             )
             kept = reuse_plan(context, path, inputs, snapshots)
+            # the newest snapshot starts from the previous build's newest (recomputing only the
+            # users whose rows may have moved) where the engine can
+            newest = snapshots[-1]
+            carry = None
+            if engine.name == "duckdb" and newest not in kept:
+                carry = carry_plan(read_manifest(path), inputs, newest)
+            if carry is not None:
+                context.log.info(
+                    f"user_features: the newest snapshot starts from {carry.previous.isoformat()}"
+                    f" ({len(carry.changed_days)} changed day(s))"
+                )
             computed = [
-                engine.user_snapshot(t, categories, config.session_gap_minutes)
+                engine.user_snapshot(
+                    t,
+                    categories,
+                    config.session_gap_minutes,
+                    carry if t == newest else None,
+                    path,
+                )
                 for t in snapshots
                 if t not in kept
             ]
@@ -55,4 +73,9 @@ def user_features(
         finally:
             engine.close()
         context.log.info(f"user_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(table, metadata=snapshot_metadata(table, USER_CATALOG, preview, snapshots, kept))
+    metadata = snapshot_metadata(table, USER_CATALOG, preview, snapshots, kept)
+    # the previous snapshot the newest one was carried from ("" when computed in full)
+    metadata["newest_carried_from"] = MetadataValue.text(
+        carry.previous.isoformat() if carry else ""
+    )
+    return Output(table, metadata=metadata)

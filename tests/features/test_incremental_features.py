@@ -187,6 +187,16 @@ def test_a_landed_week_recomputes_only_the_snapshots_after_it(tmp_path: Path, sp
         assert _counts(after, node) == (2, 2), node
         assert _counts(again, node) == (0, 4), node  # nothing changed: every snapshot kept
     assert (Path(users.path) / MANIFEST).is_file()
+    # the newest user snapshot was carried from the first build's newest (DuckDB in local mode)
+    carried = after.asset_materializations_for_node("user_features")[0].metadata
+    first_users = first.output_for_node("user_features")
+    assert carried["newest_carried_from"].value == first_users.snapshots[-1].isoformat()
+    assert (
+        first.asset_materializations_for_node("user_features")[0]
+        .metadata["newest_carried_from"]
+        .value
+        == ""
+    )
     # context features: the landed week's 7 days; only the users with events in it recomputed
     landed = after.asset_materializations_for_node("context_features")[0].metadata
     assert landed["changed_days"].value == 7

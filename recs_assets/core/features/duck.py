@@ -249,10 +249,16 @@ def user_features_sql(
     as_of: datetime,
     categories: Sequence[str],
     session_gap_minutes: int = DEFAULT_SESSION_GAP_MINUTES,
+    users: str | None = None,
 ) -> str:
-    """The rows of the Spark ``user_features`` at ``as_of``, in its column order."""
+    """The rows of the Spark ``user_features`` at ``as_of``, in its column order; with ``users``
+    (a relation with a ``user_id`` column), only those users' rows."""
     ts = _ts(as_of)
-    ev = f"SELECT *, {_age('timestamp', as_of)} AS _age FROM interactions WHERE timestamp <= {ts}"
+    only = f" AND user_id IN (SELECT user_id FROM ({users}))" if users else ""
+    ev = (
+        f"SELECT *, {_age('timestamp', as_of)} AS _age FROM interactions "
+        f"WHERE timestamp <= {ts}{only}"
+    )
     counts = []
     for days in (*WINDOWS_DAYS, None):
         window = "TRUE" if days is None else f"_age < {days}"
@@ -309,7 +315,8 @@ def user_features_sql(
     return f"""
         WITH ev AS ({ev}),
         base AS (
-            SELECT user_id FROM users WHERE signup_time IS NULL OR signup_time <= {ts}
+            SELECT user_id FROM users
+            WHERE (signup_time IS NULL OR signup_time <= {ts}){only}
             UNION SELECT user_id FROM ev
         ),
         counts AS (
@@ -356,6 +363,91 @@ def user_features_sql(
             LEFT JOIN timing USING (user_id)
             LEFT JOIN demographics USING (user_id)
         )
+    """
+
+
+USER_CLOCK_COLUMNS = ("days_since_last_event", "days_since_first_event", "account_age_days")
+
+
+def carried_user_features_sql(
+    *,
+    as_of: datetime,
+    previous: datetime,
+    previous_files: Sequence[str],
+    changed_days: Sequence[str],
+    categories: Sequence[str],
+    session_gap_minutes: int = DEFAULT_SESSION_GAP_MINUTES,
+) -> str:
+    """The rows of ``user_features_sql`` at ``as_of``, from the table's rows at ``previous``
+    (``previous_files``, a snapshot of a build with the same settings, users and items, and the
+    same events but in ``changed_days``): a user's row at ``as_of`` is recomputed when it may
+    differ in more than its clock, and else carried from ``previous`` with the clock columns
+    (``USER_CLOCK_COLUMNS``) computed at ``as_of`` by the same expressions. Recomputed are the
+    users with an event
+    - on a changed day, or after ``previous`` (events, rating, category, session, timing columns);
+    - whose age crosses a window's bound between the two times (the 7- and 30-day counts), with a
+      minute's slack on each side;
+    - or whose count of events up to ``previous`` is not the row's ``events_all`` (an event
+      removed, or a user without a row);
+    and the users who signed up between the two times (new rows). Equal to a full computation
+    (``tests/features/test_user_carry.py``)."""
+    ts, prev_ts = _ts(as_of), _ts(previous)
+    prev = (
+        f"SELECT * FROM {files_relation(previous_files, union_by_name=True)} "
+        f"WHERE feature_timestamp = {prev_ts}"
+    )
+    days = ", ".join(lit(d) for d in sorted(changed_days))
+    on_changed_day = f"strftime(timestamp, '%Y-%m-%d') IN ({days})" if days else "FALSE"
+    crossing = " OR ".join(
+        f"(timestamp >= {prev_ts} - INTERVAL {w} DAY - INTERVAL 1 MINUTE "
+        f"AND timestamp <= {ts} - INTERVAL {w} DAY + INTERVAL 1 MINUTE)"
+        for w in WINDOWS_DAYS
+    )
+    dirty = f"""
+        SELECT user_id FROM interactions
+        WHERE timestamp <= {ts} AND ({on_changed_day} OR timestamp > {prev_ts} OR {crossing})
+        UNION
+        SELECT coalesce(n.user_id, p.user_id) AS user_id
+        FROM (
+            SELECT user_id, count(*) AS _k FROM interactions WHERE timestamp <= {prev_ts}
+            GROUP BY user_id
+        ) n FULL JOIN ({prev}) p ON n.user_id = p.user_id
+        WHERE coalesce(n._k, 0) <> coalesce(p.events_all, 0)
+        UNION
+        SELECT user_id FROM users WHERE signup_time > {prev_ts} AND signup_time <= {ts}
+    """
+    fresh = user_features_sql(
+        as_of=as_of,
+        categories=categories,
+        session_gap_minutes=session_gap_minutes,
+        users="SELECT user_id FROM dirty",
+    )
+    age = _age("timestamp", as_of)
+    return f"""
+        WITH dirty AS MATERIALIZED ({dirty}),
+        clocks AS (
+            SELECT user_id, min({age}) AS days_since_last_event,
+                max({age}) AS days_since_first_event
+            FROM interactions WHERE timestamp <= {ts}
+                AND user_id NOT IN (SELECT user_id FROM dirty WHERE user_id IS NOT NULL)
+            GROUP BY user_id
+        ),
+        signups AS (
+            SELECT user_id, {_age("signup_time", as_of)} AS account_age_days
+            FROM users QUALIFY row_number() OVER (PARTITION BY user_id) = 1
+        )
+        SELECT * FROM ({fresh})
+        UNION ALL BY NAME
+        SELECT p.* REPLACE (
+            {ts} AS feature_timestamp,
+            c.days_since_last_event AS days_since_last_event,
+            c.days_since_first_event AS days_since_first_event,
+            s.account_age_days AS account_age_days
+        )
+        FROM ({prev}) p
+        ANTI JOIN dirty d ON p.user_id = d.user_id
+        LEFT JOIN clocks c ON p.user_id = c.user_id
+        LEFT JOIN signups s ON p.user_id = s.user_id
     """
 
 

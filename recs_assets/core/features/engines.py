@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from recs_assets.core.features import duck
-from recs_assets.core.features.incremental import BuildInputs
+from recs_assets.core.features.incremental import BuildInputs, Carry
 from recs_assets.core.features.spark_frames import as_spark, event_time_range, time_range
 from recs_assets.core.features.tables import (
     FeatureTable,
@@ -108,7 +108,15 @@ class SparkEngine:
     def time_range(self) -> tuple[datetime, datetime]:
         return time_range(self.events)
 
-    def user_snapshot(self, as_of: datetime, categories: Sequence[str], gap: int) -> Any:
+    def user_snapshot(
+        self,
+        as_of: datetime,
+        categories: Sequence[str],
+        gap: int,
+        carry: Carry | None = None,
+        path: Path | None = None,
+    ) -> Any:
+        """The rows at ``as_of``, computed in full (``carry`` is DuckDB's shortcut)."""
         assert self.users is not None and self.items is not None
         return user_features(
             self.events,
@@ -207,8 +215,30 @@ class DuckEngine:
     def time_range(self) -> tuple[datetime, datetime]:
         return self.db.time_range()
 
-    def user_snapshot(self, as_of: datetime, categories: Sequence[str], gap: int) -> str:
-        return duck.user_features_sql(as_of=as_of, categories=categories, session_gap_minutes=gap)
+    def user_snapshot(
+        self,
+        as_of: datetime,
+        categories: Sequence[str],
+        gap: int,
+        carry: Carry | None = None,
+        path: Path | None = None,
+    ) -> str:
+        """The rows at ``as_of``; with ``carry`` (and the table at ``path`` holding its
+        previous snapshot), recomputed only for the users whose row may have moved
+        (``duck.carried_user_features_sql``)."""
+        files = duck.parquet_files(path) if carry is not None and path is not None else []
+        if carry is None or not files:
+            return duck.user_features_sql(
+                as_of=as_of, categories=categories, session_gap_minutes=gap
+            )
+        return duck.carried_user_features_sql(
+            as_of=as_of,
+            previous=carry.previous,
+            previous_files=files,
+            changed_days=sorted(carry.changed_days),
+            categories=categories,
+            session_gap_minutes=gap,
+        )
 
     def item_snapshot(self, as_of: datetime) -> str:
         return duck.item_features_sql(as_of=as_of)

@@ -214,6 +214,27 @@ def changed_days(previous: BuildInputs | None, current: BuildInputs) -> set[str]
     return {d for d, f in current.days.items() if previous.days.get(d) != f}
 
 
+@dataclass(frozen=True)
+class Carry:
+    """Where the newest snapshot of a build can start from: the previous build's newest snapshot
+    (``previous``) and the event days that changed since (``changed_days``)."""
+
+    previous: datetime
+    changed_days: frozenset[str]
+
+
+def carry_plan(previous: BuildInputs | None, current: BuildInputs, as_of: datetime) -> Carry | None:
+    """A ``Carry`` for a snapshot at ``as_of``, or None: no comparable previous build (see
+    ``changed_days``), none of its snapshots written, or its newest after ``as_of``."""
+    days = changed_days(previous, current)
+    if days is None or previous is None or not previous.snapshots:
+        return None
+    newest = max(datetime.fromisoformat(t) for t in previous.snapshots)
+    if newest > as_of:
+        return None
+    return Carry(newest, frozenset(days))
+
+
 def read_manifest(table_path: Path) -> BuildInputs | None:
     """The manifest of the build at ``table_path``, or None (no table, no or unreadable manifest)."""
     path = table_path / MANIFEST
