@@ -184,7 +184,7 @@ def write_view(
 def write_online(store: FeatureStore, view: str, rows: pa.Table) -> None:
     """``rows`` into ``view``'s online rows: batched on the SQLite store (the same rows as
     Feast's writer, ``sqlite_online``), through Feast elsewhere."""
-    if sqlite_online.fast_path(store):
+    if sqlite_online.fast_path(store, view):
         sqlite_online.write_rows(store, view, rows)
     else:
         store.write_to_online_store(view, rows.to_pandas())

@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from recs_assets.core.features.duck import parquet_files
 from recs_assets.core.features.incremental import carry_plan, read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.user import USER_CATALOG
@@ -48,10 +49,10 @@ def user_features(
             kept = reuse_plan(context, path, inputs, snapshots)
             # the newest snapshot starts from the previous build's newest (recomputing only the
             # users whose rows may have moved) where the engine can
-            newest = snapshots[-1]
+            last = snapshots[-1]
             carry = None
-            if engine.name == "duckdb" and newest not in kept:
-                carry = carry_plan(read_manifest(path), inputs, newest)
+            if engine.name == "duckdb" and last not in kept and parquet_files(path):
+                carry = carry_plan(read_manifest(path), inputs, last)
             if carry is not None:
                 context.log.info(
                     f"user_features: the newest snapshot starts from {carry.previous.isoformat()}"
@@ -62,7 +63,7 @@ def user_features(
                     t,
                     categories,
                     config.session_gap_minutes,
-                    carry if t == newest else None,
+                    carry if t == last else None,
                     path,
                 )
                 for t in snapshots

@@ -88,7 +88,7 @@ def test_batched_writes_equal_feasts_own(tmp_path: Path) -> None:
     second = _users(T0 + timedelta(days=1, seconds=0.4), [f"u{i}" for i in range(0, 60, 2)], 3)
     feast_store, ours = _store(tmp_path / "feast", first), _store(tmp_path / "ours", first)
     try:
-        assert sqlite_online.fast_path(ours)
+        assert sqlite_online.fast_path(ours, "user_features")
         for batch in (first, second):
             feast_store.write_to_online_store("user_features", batch.to_pandas())
             written = sqlite_online.write_rows(ours, "user_features", batch)
@@ -121,6 +121,13 @@ def test_nothing_to_write_writes_nothing_as_feast_does(tmp_path: Path) -> None:
                 users.schema.field(c), pa.nulls(2, users.schema.field(c).type)
             )
         assert sqlite_online.write_rows(store, "user_features", nulls) == 0
+        # NaN is no value either (pandas, which Feast reads the rows through, says so)
+        nan = nulls.set_column(
+            nulls.schema.get_field_index("score"), "score", pa.array([float("nan")] * 2)
+        )
+        store.write_to_online_store("user_features", nan.to_pandas())
+        assert _rows(store, "user_features") == []
+        assert sqlite_online.write_rows(store, "user_features", nan) == 0
         assert _rows(store, "user_features") == []
     finally:
         store.teardown()
@@ -140,4 +147,5 @@ def test_other_stores_go_through_feast(tmp_path: Path, redis_url: str) -> None:
     feast = FeastResource(
         project=f"recs_sq_{uuid.uuid4().hex[:8]}", repo_dir=str(tmp_path), redis_url=redis_url
     )
-    assert not sqlite_online.fast_path(feast.store())
+    store = feast.store()
+    assert not sqlite_online.fast_path(store, "user_features")

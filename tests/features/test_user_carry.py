@@ -1,10 +1,11 @@
 """The newest user snapshot carried from the previous build equals a full computation.
 
 A history of 50 days is built (its newest snapshot is the previous build's), then three days of
-events land, with a late event in the middle of history, a removed event, an event moved within its day
-and users who sign up between the two snapshots. The carried rows (``duck.carried_user_features_sql``: recomputed only
-for the users whose rows may have moved) must equal, value for value (floats to the last bits of a sum), the rows computed from all
-events; leaving out one changed day must not.
+events land, with a late event in the middle of history, a removed event, an event moved
+within its day and users who sign up between the two snapshots. The carried rows
+(``duck.carried_user_features_sql``: recomputed only for the users whose rows may have moved)
+must equal the rows computed from all events, value for value (floats to the last bits of a
+sum); leaving out any one of its rules must not.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     as_of = now["timestamp"].max().to_pydatetime()
     # users who sign up between the two snapshots (rows only in the new one)
     users = users.copy()
+    ghost = users.iloc[[0]].assign(user_id="ghost", signup_time=START)  # no event ever
+    users = pd.concat([users, ghost], ignore_index=True)
     joined = users.index[:3]
     users.loc[joined, "signup_time"] = pd.Timestamp(previous) + pd.Timedelta(hours=5)
     _write(history, users, items, tmp / "before")
@@ -115,14 +118,17 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def _carried(case: dict[str, object], changed: list[str]) -> pd.DataFrame:
+def _carried(
+    case: dict[str, object], changed: list[str], previous_files: list[str] | None = None
+) -> pd.DataFrame:
+    files = previous_files or duck.parquet_files(case["table"])  # type: ignore[arg-type]
     with _connection(case["root"]) as con:  # type: ignore[arg-type]
         return _sorted(
             con.frame(
                 duck.carried_user_features_sql(
                     as_of=case["as_of"],  # type: ignore[arg-type]
                     previous=case["previous"],  # type: ignore[arg-type]
-                    previous_files=duck.parquet_files(case["table"]),  # type: ignore[arg-type]
+                    previous_files=files,
                     changed_days=changed,
                     categories=case["categories"],  # type: ignore[arg-type]
                 )
@@ -145,7 +151,7 @@ def _full(case: dict[str, object]) -> pd.DataFrame:
 def test_carried_rows_equal_a_full_computation(case: dict[str, object]) -> None:
     full, carried = _full(case), _carried(case, case["changed"])  # type: ignore[arg-type]
     assert list(carried.columns) == list(full.columns)
-    assert len(full) == 400
+    assert len(full) == 401  # the 400 generated users and the one without events
     # exact but for the last bits of float sums (DuckDB adds in parallel, in no fixed order)
     pd.testing.assert_frame_equal(carried, full, check_exact=False, rtol=1e-12, atol=0.0)
     # the cases that make a row move are in there: a signup, the late and the removed event
@@ -163,6 +169,24 @@ def test_a_changed_day_left_out_shows(case: dict[str, object]) -> None:
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(carried[row], full[row], check_exact=False, rtol=1e-9)
     pd.testing.assert_frame_equal(carried[~row], full[~row], check_exact=False, rtol=1e-12)
+
+
+def test_rows_missing_from_the_previous_table_are_recomputed(
+    case: dict[str, object], tmp_path: Path
+) -> None:
+    # a previous table short of two users' rows (one without events) is no reason to lose them
+    with _connection(case["root"]) as con:  # type: ignore[arg-type]
+        previous = duck.files_relation(duck.parquet_files(case["table"]))  # type: ignore[arg-type]
+        with_events = con.con.execute(
+            f"SELECT min(user_id) FROM {previous} WHERE events_all > 0"
+        ).fetchone()[0]
+        short = duck.write_parquet(
+            con.con,
+            f"SELECT * FROM {previous} WHERE user_id NOT IN ('ghost', {duck.lit(with_events)})",
+            tmp_path / "short",
+        )
+    carried = _carried(case, case["changed"], duck.parquet_files(short.path))  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(carried, _full(case), check_exact=False, rtol=1e-12, atol=0.0)
 
 
 def _inputs(days: dict[str, str], snapshots: tuple[str, ...] = ()) -> BuildInputs:

@@ -366,9 +366,6 @@ def user_features_sql(
     """
 
 
-USER_CLOCK_COLUMNS = ("days_since_last_event", "days_since_first_event", "account_age_days")
-
-
 def carried_user_features_sql(
     *,
     as_of: datetime,
@@ -382,14 +379,17 @@ def carried_user_features_sql(
     (``previous_files``, a snapshot of a build with the same settings, users and items, and the
     same events but in ``changed_days``): a user's row at ``as_of`` is recomputed when it may
     differ in more than its clock, and else carried from ``previous`` with the clock columns
-    (``USER_CLOCK_COLUMNS``) computed at ``as_of`` by the same expressions. Recomputed are the
+    (``days_since_last_event``, ``days_since_first_event``, ``account_age_days``) computed at
+    ``as_of`` by the same expressions. Recomputed are the
     users with an event
     - on a changed day, or after ``previous`` (events, rating, category, session, timing columns);
     - whose age crosses a window's bound between the two times (the 7- and 30-day counts), with a
       minute's slack on each side;
     - or whose count of events up to ``previous`` is not the row's ``events_all`` (an event
-      removed, or a user without a row);
-    and the users who signed up between the two times (new rows). Equal to a full computation
+      removed, or a user with events and no row);
+    the users who signed up between the two times (new rows), and the users known at
+    ``previous`` without a row there (a previous table missing rows is recomputed, not carried
+    short). Equal to a full computation
     (``tests/features/test_user_carry.py``)."""
     ts, prev_ts = _ts(as_of), _ts(previous)
     prev = (
@@ -415,6 +415,9 @@ def carried_user_features_sql(
         WHERE coalesce(n._k, 0) <> coalesce(p.events_all, 0)
         UNION
         SELECT user_id FROM users WHERE signup_time > {prev_ts} AND signup_time <= {ts}
+        UNION
+        SELECT u.user_id FROM users u ANTI JOIN ({prev}) p ON u.user_id = p.user_id
+        WHERE u.signup_time IS NULL OR u.signup_time <= {prev_ts}
     """
     fresh = user_features_sql(
         as_of=as_of,

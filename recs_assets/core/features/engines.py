@@ -226,11 +226,13 @@ class DuckEngine:
         """The rows at ``as_of``; with ``carry`` (and the table at ``path`` holding its
         previous snapshot), recomputed only for the users whose row may have moved
         (``duck.carried_user_features_sql``)."""
-        files = duck.parquet_files(path) if carry is not None and path is not None else []
-        if carry is None or not files:
+        if carry is None:
             return duck.user_features_sql(
                 as_of=as_of, categories=categories, session_gap_minutes=gap
             )
+        files = duck.parquet_files(path) if path is not None else []
+        if not files:
+            raise ValueError(f"user_features: no table at {path} to carry the newest rows from")
         return duck.carried_user_features_sql(
             as_of=as_of,
             previous=carry.previous,

@@ -7,13 +7,16 @@ million values (18,796 users x 65 features, 20,000 items x 23) and that took 23.
 (``bench``: ``docs/data_plane.md``).
 
 ``write_rows`` writes the same table rows, byte for byte (``tests/features/test_sqlite_online.py``
-compares both stores' tables and reads them back through Feast): each value is encoded as
+compares both stores' tables and reads them back through Feast; one difference: an integer
+beyond 2**53 in a column with nulls is written exactly, where Feast's path through pandas
+floats rounds it): each value is encoded as
 Feast's ``Value`` message straight from the column (the protobuf wire format of the five
 scalar types the feature views use: a tag, then a varint, 8 little-endian bytes or a
 length-prefixed string), and all rows go to SQLite in one ``executemany`` per view.
 
-Only the SQLite store of a plain (no vector, no numeric search column) configuration takes this
-path; anything else (Redis) goes through ``write_to_online_store``. It reads Feast internals
+Only the SQLite store of a plain (no vector, no numeric search column) configuration, and views
+of those five types keyed by strings, take this path (``fast_path``); anything else (Redis) goes
+through ``write_to_online_store``. It reads Feast internals
 (the table name, the connection, the key encoding), pinned with Feast's version in
 ``pyproject.toml``; the test above fails if an upgrade changes what Feast writes.
 """
@@ -23,11 +26,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 _DOUBLE = struct.Struct("<d")
 _MASK64 = (1 << 64) - 1
@@ -95,15 +102,27 @@ ENCODERS: dict[str, Callable[[pa.ChunkedArray], list[tuple[bytes, str] | None]]]
 }
 
 
-def fast_path(store: Any) -> bool:
-    """Whether ``store``'s online store is the plain SQLite one ``write_rows`` writes for."""
+def fast_path(store: FeatureStore, view_name: str) -> bool:
+    """Whether ``write_rows`` writes ``view_name`` for ``store``: a plain SQLite online store,
+    a view of the types in ``ENCODERS`` keyed by strings."""
     online = store.config.online_store
-    return (
+    if not (
         getattr(online, "type", None) == "sqlite"
         and not getattr(online, "vector_enabled", False)
         and not getattr(online, "enable_openai_compatible_store", False)
         and not store.config.registry.enable_online_feature_view_versioning
+    ):
+        return False
+    view = store.get_feature_view(view_name, allow_registry_cache=True)
+    return all(f.dtype.to_value_type().name in ENCODERS for f in view.features) and all(
+        e.dtype.to_value_type().name == "STRING" for e in view.entity_columns
     )
+
+
+def _all_null(column: pa.ChunkedArray) -> bool:
+    """No value in ``column`` (NaN counts as none, as pandas counts it for Feast)."""
+    nulls = pc.is_null(column, nan_is_null=pa.types.is_floating(column.type))
+    return bool(pc.all(nulls).as_py())
 
 
 def _stamps(column: pa.ChunkedArray) -> list[int | None]:
@@ -118,21 +137,22 @@ def _stamps(column: pa.ChunkedArray) -> list[int | None]:
     ]
 
 
-def write_rows(store: Any, view_name: str, rows: pa.Table) -> int:
+def write_rows(store: FeatureStore, view_name: str, rows: pa.Table) -> int:
     """Upsert ``rows`` (the view's key, features and timestamp columns) into ``store``'s SQLite
-    online store, as ``store.write_to_online_store(view_name, rows.to_pandas())`` would;
-    returns the values written. Like Feast, writes nothing for no rows or no feature value."""
+    online store, as ``store.write_to_online_store(view_name, rows.to_pandas())`` would (see
+    the module docstring for the one difference); returns the values written. Like Feast,
+    writes nothing for no rows or no feature value (NaN included)."""
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    view = store.get_feature_view(view_name)
+    view = store.get_feature_view(view_name, allow_registry_cache=True)
     features = [(f.name, f.dtype.to_value_type().name) for f in view.features]
     unknown = sorted({t for _, t in features} - set(ENCODERS))
     if unknown:
         raise ValueError(f"{view_name}: no SQLite encoding for Feast types {unknown}")
-    if rows.num_rows == 0 or all(rows.column(n).null_count == rows.num_rows for n, _ in features):
+    if rows.num_rows == 0 or all(_all_null(rows.column(n)) for n, _ in features):
         return 0
     joins = [(e.name, e.dtype.to_value_type().name) for e in view.entity_columns]
     if [t for _, t in joins] != ["STRING"] * len(joins):
