@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recs_assets.core.phase1.files import read_parquet_frame
 from recs_assets.core.phase1.privacy import ZIP_REGIONS
 from recs_assets.core.phase1.schema import CATEGORY_SEP, TS_DTYPE, Phase1Tables, conform
 
@@ -589,9 +590,10 @@ def _generator_digest() -> str:
 
 def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
     """``generate_preset(preset, seed).tables``, generated once into ``cache_dir`` as Parquet and
-    read back afterwards (on ``10m`` generating takes about 100 s, reading a few seconds). The
-    folder is named by the preset, the seed and a digest of the generator's code, so a changed
-    generator never serves stale data; it is written beside and renamed into place, so two
+    read back, on the first run too (``files.read_parquet_frame``: text as Arrow-backed
+    strings; on ``10m`` generating takes about 100 s, reading a few seconds). The folder is
+    named by the preset, the seed and a digest of the generator's code, so a changed generator
+    never serves stale data; it is written beside and renamed into place, so two
     processes generating at once never read a half-written cache."""
     import contextlib
     import shutil
@@ -615,7 +617,7 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
                 tmp.rename(folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return tables
+    # read back also after generating: every run sees the same types (Arrow-backed strings)
     return Phase1Tables(
-        **{n: pd.read_parquet(folder / f"{n}.parquet") for n in names}  # type: ignore[arg-type]
+        **{n: read_parquet_frame(folder / f"{n}.parquet") for n in names}  # type: ignore[arg-type]
     )
