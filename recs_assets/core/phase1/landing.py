@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recs_assets.core.paths import data_subdir
 from recs_assets.core.phase1.files import read_table
@@ -58,6 +61,12 @@ def read_batches(folder: Path | str) -> list[pd.DataFrame]:
     return frames
 
 
+def _arrow(values: pd.Series) -> pa.Array:
+    """The Arrow array behind an Arrow-backed string Series, in one chunk."""
+    out = values.array.__arrow_array__()
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
 def append_batches(
     existing: pd.DataFrame, batches: list[pd.DataFrame]
 ) -> tuple[pd.DataFrame, int, int]:
@@ -77,13 +86,15 @@ def append_batches(
     missing = int(incoming["event_id"].isna().sum())
     if missing:
         raise ValueError(f"{missing} landed row(s) have no event_id; every event needs one")
-    # ids compared as text, in Arrow (the sources are read so): a hash lookup against the
-    # existing column, no Python string per id (a Python set of 10M ids took 13 s)
+    # ids compared as text, in Arrow (the sources are read so), by pyarrow's hash lookup against
+    # the existing column: a Python set of 10M ids took 13 s, pandas' isin on Arrow strings 50 s
     text = pd.StringDtype("pyarrow")
     ids = incoming["event_id"].astype(text)
-    seen = existing["event_id"].astype(text) if len(existing) else pd.Series([], dtype=text)
-    keep = ~ids.isin(seen) & ~ids.duplicated(keep="first")
-    new = incoming[keep.to_numpy()]
+    keep = ~ids.duplicated(keep="first").to_numpy()
+    if len(existing):
+        seen = _arrow(existing["event_id"].astype(text))
+        keep &= ~np.asarray(pc.is_in(_arrow(ids), value_set=seen).fill_null(False))
+    new = incoming[keep]
     # Types are not coerced here (CSV batches hold strings): the raw assets' validation coerces
     # and quarantines, exactly as for the base tables.
     merged = (
