@@ -90,7 +90,7 @@ def run_engine(engine: str, root: Path, out: Path) -> dict[str, object]:
         timings["plan"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
         table = e.write_snapshots(
-            [e.item_snapshot(s) for s in snapshots],
+            {s: e.item_snapshot(s) for s in snapshots},
             [],
             "item_features",
             out / "item_features",
@@ -101,7 +101,7 @@ def run_engine(engine: str, root: Path, out: Path) -> dict[str, object]:
         rows["item_features"] = table.row_count
         t = time.perf_counter()
         table = e.write_snapshots(
-            [e.user_snapshot(s, categories, 30) for s in snapshots],
+            {s: e.user_snapshot(s, categories, 30) for s in snapshots},
             [],
             "user_features",
             out / "user_features",

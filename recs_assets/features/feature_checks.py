@@ -1,6 +1,8 @@
 """Blocking contract checks on the feature tables, failing rows in metadata: the pandera models
 checked by Spark on a cluster, by DuckDB on the table's files in local mode (no JVM to start)."""
 
+from pathlib import Path
+
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
@@ -31,7 +33,11 @@ def contract_check(table: str) -> AssetChecksDefinition:
     ) -> AssetCheckResult:
         if spark.resolved_master().startswith("local"):
             engine = "duckdb"
-            report = check_contract_files(table, parquet_files(feature_table.path))
+            # the counts of files checked before are kept beside the table: an incremental
+            # build's kept (hard-linked) snapshots and days are not read again
+            path = Path(feature_table.path)
+            cache = path.with_name(f".{path.name}.contract_counts.json")
+            report = check_contract_files(table, parquet_files(path), cache=cache)
         else:
             engine = "spark"
             report = check_contract(table, spark.get_session().read.parquet(feature_table.path))

@@ -36,7 +36,7 @@ def item_features(
             path = data_dir.feature_path("item_features")
             inputs = build_inputs(context, config, raw_interactions, {"items": raw_items}, path)
             kept = reuse_plan(context, path, inputs, snapshots)
-            computed = [engine.item_snapshot(t) for t in snapshots if t not in kept]
+            computed = {t: engine.item_snapshot(t) for t in snapshots if t not in kept}
             table = engine.write_snapshots(computed, kept, "item_features", path, snapshots, inputs)
             preview = engine.preview(table.path)
         finally:

@@ -58,8 +58,8 @@ def user_features(
                     f"user_features: the newest snapshot starts from {carry.previous.isoformat()}"
                     f" ({len(carry.changed_days)} changed day(s))"
                 )
-            computed = [
-                engine.user_snapshot(
+            computed = {
+                t: engine.user_snapshot(
                     t,
                     categories,
                     config.session_gap_minutes,
@@ -68,7 +68,7 @@ def user_features(
                 )
                 for t in snapshots
                 if t not in kept
-            ]
+            }
             table = engine.write_snapshots(computed, kept, "user_features", path, snapshots, inputs)
             preview = engine.preview(table.path)
         finally:

@@ -246,3 +246,63 @@ def test_contract_on_files_names_a_wrong_type_as_pandera_does(spark, tmp_path) -
     assert wrong == {"hour_of_day", "day_of_week"}
     assert wrong <= {e["column"] for e in spark_report.errors}
     assert not files_report.passed and not spark_report.passed
+
+
+def test_contract_counts_are_kept_per_file(tmp_path) -> None:
+    """A check with a cache reads only the files it has not seen: a hard link of a checked file
+    (a kept snapshot or day) answers from the cache, a new file is read."""
+    import json
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recs_assets.core.features.table_contracts import check_contract_files
+
+    schema = pa.schema(
+        [("event_id", pa.string()), ("user_id", pa.string()), ("item_id", pa.string()),
+         ("timestamp", pa.timestamp("us", tz="UTC")), ("hour_of_day", pa.int32()),
+         ("day_of_week", pa.int32()), ("is_weekend", pa.bool_()), ("device", pa.string()),
+         ("platform", pa.string()), ("session_key", pa.string()),
+         ("position_in_session", pa.int32()), ("seconds_since_session_start", pa.float64()),
+         ("seconds_since_prev_event", pa.float64())]
+    )  # fmt: skip
+    row = dict(
+        event_id="e0", user_id="u1", item_id="i1", timestamp=datetime(2024, 1, 1, tzinfo=UTC),
+        hour_of_day=10, day_of_week=1, is_weekend=False, device="web", platform="ios",
+        session_key="s1", position_in_session=1, seconds_since_session_start=0.0,
+        seconds_since_prev_event=None,
+    )  # fmt: skip
+
+    def write(rows: list[dict], path) -> None:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+    table, cache = tmp_path / "table", tmp_path / "counts.json"
+    table.mkdir()
+    good, bad = table / "a.parquet", table / "b.parquet"
+    write([row, {**row, "event_id": "e1"}], good)
+    write([{**row, "event_id": "e2", "hour_of_day": 25}], bad)
+    first = check_contract_files("context_features", [str(good), str(bad)], cache=cache)
+    assert first.failing_rows == 1 and first.sample[0]["event_id"] == "e2"
+    held = json.loads(cache.read_text())["files"]
+    assert sorted(held.values())[0][0] == 0 and sorted(held.values())[1][0] == 1
+
+    # the next build: the good file hard-linked, the bad one replaced by a good one
+    nxt = tmp_path / "next"
+    nxt.mkdir()
+    os.link(good, nxt / "a.parquet")
+    write([{**row, "event_id": "e3"}], nxt / "c.parquet")
+    files = [str(nxt / "a.parquet"), str(nxt / "c.parquet")]
+    assert check_contract_files("context_features", files, cache=cache).passed
+    # the linked file's counts came from the cache: a (forged) count there is what is reported
+    data = json.loads(cache.read_text())
+    assert len(data["files"]) == 2  # the replaced file's entry is dropped
+    linked = next(k for k, v in data["files"].items() if k.split(":")[1] == str(good.stat().st_ino))
+    data["files"][linked] = [7] + [0] * (len(data["files"][linked]) - 1)
+    cache.write_text(json.dumps(data))
+    assert check_contract_files("context_features", files, cache=cache).failing_rows == 7
+    # without the cache, or with a cache of other rules, every file is read
+    assert check_contract_files("context_features", files).passed
+    data["rules"] = "other"
+    cache.write_text(json.dumps(data))
+    assert check_contract_files("context_features", files, cache=cache).passed

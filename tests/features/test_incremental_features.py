@@ -17,6 +17,7 @@ from recs_assets.core.features.incremental import (
     reusable_snapshots,
 )
 from recs_assets.core.features.snapshots import calendar_snapshot_times
+from recs_assets.core.features.tables import snapshot_file_name
 from recs_assets.features.context_features import context_features
 from recs_assets.features.item_features import item_features
 from recs_assets.features.user_features import user_features
@@ -176,6 +177,11 @@ def test_a_landed_week_recomputes_only_the_snapshots_after_it(tmp_path: Path, sp
         _land(instance, incremental, FIRST)
         first = _features(instance, incremental)
         assert _counts(first, "user_features") == (4, 0)
+        # one file per snapshot: a kept snapshot's file is linked into the next build
+        inodes = {
+            f.name: f.stat().st_ino
+            for f in Path(first.output_for_node("user_features").path).glob("*.parquet")
+        }
         _land(instance, incremental, LANDED)
         after = _features(instance, incremental)
         again = _features(instance, incremental)
@@ -185,6 +191,10 @@ def test_a_landed_week_recomputes_only_the_snapshots_after_it(tmp_path: Path, sp
     assert users.snapshots[:3] == (utc(2024, 2, 29), utc(2024, 3, 14), utc(2024, 3, 28))
     for node in ("user_features", "item_features"):
         assert _counts(after, node) == (2, 2), node
+    for t in (utc(2024, 2, 29), utc(2024, 3, 14)):
+        kept = Path(users.path) / snapshot_file_name(t)
+        assert kept.stat().st_ino == inodes[kept.name], t
+    for node in ("user_features", "item_features"):
         assert _counts(again, node) == (0, 4), node  # nothing changed: every snapshot kept
     assert (Path(users.path) / MANIFEST).is_file()
     # the newest user snapshot was carried from the first build's newest (DuckDB in local mode)

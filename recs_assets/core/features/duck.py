@@ -19,7 +19,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -181,12 +181,16 @@ def canonical_select(con: duckdb.DuckDBPyConnection, table: str, relation: str) 
     return f"SELECT {select} FROM {relation}"
 
 
-def files_relation(files: Sequence[str], union_by_name: bool = False) -> str:
+def files_relation(
+    files: Sequence[str], union_by_name: bool = False, filename: bool = False
+) -> str:
     """A relation over Parquet ``files`` (``union_by_name``: columns matched by name across
-    files, a column some lack is null there)."""
+    files, a column some lack is null there; ``filename``: a ``filename`` column says which
+    file a row is from)."""
     listed = ", ".join(lit(f) for f in files)
     by_name = ", union_by_name = true" if union_by_name else ""
-    return f"read_parquet([{listed}], hive_partitioning = false{by_name})"
+    named = ", filename = true" if filename else ""
+    return f"read_parquet([{listed}], hive_partitioning = false{by_name}{named})"
 
 
 def top_categories_sql(limit: int) -> str:
@@ -411,12 +415,12 @@ def carried_user_features_sql(
         FROM (
             SELECT user_id, count(*) AS _k FROM interactions WHERE timestamp <= {prev_ts}
             GROUP BY user_id
-        ) n FULL JOIN ({prev}) p ON n.user_id = p.user_id
+        ) n FULL JOIN prev p ON n.user_id = p.user_id
         WHERE coalesce(n._k, 0) <> coalesce(p.events_all, 0)
         UNION
         SELECT user_id FROM users WHERE signup_time > {prev_ts} AND signup_time <= {ts}
         UNION
-        SELECT u.user_id FROM users u ANTI JOIN ({prev}) p ON u.user_id = p.user_id
+        SELECT u.user_id FROM users u ANTI JOIN prev p ON u.user_id = p.user_id
         WHERE u.signup_time IS NULL OR u.signup_time <= {prev_ts}
     """
     fresh = user_features_sql(
@@ -427,7 +431,8 @@ def carried_user_features_sql(
     )
     age = _age("timestamp", as_of)
     return f"""
-        WITH dirty AS MATERIALIZED ({dirty}),
+        WITH prev AS MATERIALIZED ({prev}),
+        dirty AS MATERIALIZED ({dirty}),
         clocks AS (
             SELECT user_id, min({age}) AS days_since_last_event,
                 max({age}) AS days_since_first_event
@@ -447,7 +452,7 @@ def carried_user_features_sql(
             c.days_since_first_event AS days_since_first_event,
             s.account_age_days AS account_age_days
         )
-        FROM ({prev}) p
+        FROM prev p
         ANTI JOIN dirty d ON p.user_id = d.user_id
         LEFT JOIN clocks c ON p.user_id = c.user_id
         LEFT JOIN signups s ON p.user_id = s.user_id
@@ -573,10 +578,14 @@ def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> Writt
     """Write the rows of ``sql`` as one Parquet file in the folder ``path`` (replaced)."""
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    target = path / "part-00000.parquet"
+    return replace(write_parquet_file(con, sql, path / "part-00000.parquet"), path=str(path))
+
+
+def write_parquet_file(con: duckdb.DuckDBPyConnection, sql: str, target: Path) -> Written:
+    """Write the rows of ``sql`` as the Parquet file ``target``."""
     con.execute(f"COPY ({sql}) TO {lit(str(target))} (FORMAT parquet, COMPRESSION zstd)")
     meta = pq.ParquetFile(target).metadata
-    return Written(str(path), meta.num_rows, tuple(meta.schema.to_arrow_schema().names))
+    return Written(str(target), meta.num_rows, tuple(meta.schema.to_arrow_schema().names))
 
 
 def write_day_partitions(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> list[str]:

@@ -13,7 +13,8 @@ local mode up to ``duckdb_max_events`` events. Both write the same Parquet (same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -33,6 +34,9 @@ from recs_assets.core.features.tables import (
     day_reuse,
     has_parquet,
     link_days,
+    link_snapshots,
+    single_snapshot,
+    snapshot_file_name,
     summarize,
     swap_in,
     write_days_swapped,
@@ -133,14 +137,16 @@ class SparkEngine:
 
     def write_snapshots(
         self,
-        computed: Sequence[Any],
+        computed: Mapping[datetime, Any],
         kept: Sequence[datetime],
         name: str,
         path: Path,
         snapshots: tuple[datetime, ...],
         inputs: BuildInputs,
     ) -> FeatureTable:
-        return write_snapshot_table(self.session, computed, kept, name, path, snapshots, inputs)
+        return write_snapshot_table(
+            self.session, list(computed.values()), kept, name, path, snapshots, inputs
+        )
 
     def write_context(
         self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int
@@ -233,11 +239,13 @@ class DuckEngine:
         files = duck.parquet_files(path) if path is not None else []
         if not files:
             raise ValueError(f"user_features: no table at {path} to carry the newest rows from")
+        # the file of the previous snapshot alone, where it has one
+        files = [f for f in files if single_snapshot(f) == carry.previous] or files
         return duck.carried_user_features_sql(
             as_of=as_of,
             previous=carry.previous,
             previous_files=files,
-            changed_days=sorted(carry.changed_days),
+            changed_days=list(carry.changed_days),
             categories=categories,
             session_gap_minutes=gap,
         )
@@ -245,33 +253,41 @@ class DuckEngine:
     def item_snapshot(self, as_of: datetime) -> str:
         return duck.item_features_sql(as_of=as_of)
 
-    def _write(self, sql: str, name: str, snapshots: tuple[datetime, ...]):
-        def write(staged: Path) -> FeatureTable:
-            w = duck.write_parquet(self.db.con, sql, staged)
-            return FeatureTable(name, w.path, w.row_count, w.columns, snapshots)
-
-        return write
-
     def write_snapshots(
         self,
-        computed: Sequence[str],
+        computed: Mapping[datetime, str],
         kept: Sequence[datetime],
         name: str,
         path: Path,
         snapshots: tuple[datetime, ...],
         inputs: BuildInputs,
     ) -> FeatureTable:
-        parts = [f"({sql})" for sql in computed]
-        if kept:
-            stamps = ", ".join(f"TIMESTAMPTZ {duck.lit(t.isoformat())}" for t in kept)
-            parts.append(
-                f"(SELECT * FROM {duck.files_relation(duck.parquet_files(path))} "
-                f"WHERE feature_timestamp IN ({stamps}))"
-            )
-        if not parts:
+        """Write each ``computed`` snapshot as a file of its own, hard-link the files of the
+        ``kept`` snapshots of the table at ``path`` (rows of kept snapshots in files holding
+        several, as Spark writes them, are read and written again), swap the new table in,
+        then write the manifest."""
+        if not computed and not kept:
             raise ValueError(f"{name}: no snapshot to write")
-        sql = " UNION ALL BY NAME ".join(parts)
-        return swap_in(self._write(sql, name, snapshots), path, snapshots, inputs)
+
+        def write(staged: Path) -> FeatureTable:
+            staged.mkdir(parents=True)
+            rest = set(kept) - set(link_snapshots(path, kept, staged))
+            columns: tuple[str, ...] = ()
+            for as_of, sql in computed.items():
+                w = duck.write_parquet_file(self.db.con, sql, staged / snapshot_file_name(as_of))
+                columns = columns or w.columns
+            if rest:
+                stamps = ", ".join(f"TIMESTAMPTZ {duck.lit(t.isoformat())}" for t in sorted(rest))
+                old = duck.files_relation(duck.parquet_files(path))
+                duck.write_parquet_file(
+                    self.db.con,
+                    f"SELECT * FROM {old} WHERE feature_timestamp IN ({stamps})",
+                    staged / "kept-00000.parquet",
+                )
+            table = summarize(name, staged, columns)
+            return replace(table, snapshots=snapshots)
+
+        return swap_in(write, path, snapshots, inputs)
 
     def write_context(
         self, path: Path, inputs: BuildInputs, changed: set[str] | None, gap: int

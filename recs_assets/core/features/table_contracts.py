@@ -12,9 +12,13 @@ same columns. The pass also counts the failing rows and samples a few.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import operator
+import os
 from dataclasses import dataclass, field
 from functools import reduce
+from pathlib import Path
 from typing import Any
 
 import pyspark.sql.types as T
@@ -319,11 +323,48 @@ def _sql_violation(column: str, nullable: bool, checks: list[Any]) -> str | None
     return " OR ".join(f"({p})" for p in parts) if parts else None
 
 
-def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> ContractReport:
+def _file_identity(file: str) -> str:
+    """A Parquet file as written once: device, inode, size and modification time. Our writers
+    never rewrite a file in place (a new build writes new files and hard-links the kept ones,
+    which keep all four), so the same identity is the same rows."""
+    st = os.stat(file)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_counts(cache: Path | None, digest: str) -> dict[str, list[int]]:
+    """The per-file rule counts cached for the rules of ``digest`` (none for other rules, or a
+    cache that cannot be read)."""
+    if cache is None or not cache.is_file():
+        return {}
+    try:
+        held = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(held, dict) or held.get("rules") != digest:
+        return {}
+    files = held.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _write_counts(cache: Path, digest: str, counts: dict[str, list[int]]) -> None:
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"rules": digest, "files": counts}))
+    tmp.replace(cache)
+
+
+def check_contract_files(
+    table: str, files: list[str], sample_size: int = 5, cache: Path | None = None
+) -> ContractReport:
     """``check_contract`` on a table's Parquet files with DuckDB, no Spark: the columns and their
     types from the Parquet schema, then the column rules of the same pandera model in one pass.
     Reports what ``check_contract`` reports on the same rows
-    (``tests/features/test_features_transforms.py``)."""
+    (``tests/features/test_features_transforms.py``).
+
+    With ``cache`` (a JSON file), each file's counts of failing rows are kept there under the
+    file's identity (``_file_identity``) and the rules checked: a later check reads only the
+    files it has not seen, such as the new snapshot or days of an incremental build (the kept
+    ones are hard links of files already checked). A failing row anywhere is sampled from all
+    files."""
     import duckdb
     import pyarrow.dataset as ds
 
@@ -372,21 +413,35 @@ def check_contract_files(table: str, files: list[str], sample_size: int = 5) -> 
             )
     if not rules:
         return ContractReport(table, errors, 0, [])
-    relation = files_relation(files)
     predicate = " OR ".join(f"({pred})" for pred, _ in rules.values())
+    digest = hashlib.sha256(json.dumps([table, sorted(rules.items())]).encode()).hexdigest()
+    known = _read_counts(cache, digest)
+    identity = {f: _file_identity(f) for f in files}
+    counts = {f: known[identity[f]] for f in files if identity[f] in known}
+    todo = [f for f in files if f not in counts]
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        counts = con.execute(
-            f"SELECT count(*) FILTER ({predicate}), "
-            + ", ".join(f"count(*) FILTER ({pred})" for pred, _ in rules.values())
-            + f" FROM {relation}"
-        ).fetchone()
-        assert counts is not None
-        failing = [int(n) for n in counts[1:]]
+        if todo:
+            counted = {
+                str(row[0]): [int(n) for n in row[1:]]
+                for row in con.execute(
+                    f"SELECT filename, count(*) FILTER ({predicate}), "
+                    + ", ".join(f"count(*) FILTER ({pred})" for pred, _ in rules.values())
+                    + f" FROM {files_relation(todo, filename=True)} GROUP BY filename"
+                ).fetchall()
+            }
+            nothing = [0] * (len(rules) + 1)  # a file without rows has no group
+            counts |= {f: counted.get(f, nothing) for f in todo}
+            if cache is not None:
+                _write_counts(cache, digest, {identity[f]: counts[f] for f in files})
+        totals = [sum(c[i] for c in counts.values()) for i in range(len(rules) + 1)]
+        failing = totals[1:]
         errors += _rule_errors(failing, [(c, names) for c, (_, names) in rules.items()])
-        n_bad = int(counts[0])
+        n_bad = totals[0]
         sample = (
-            con.execute(f"SELECT * FROM {relation} WHERE {predicate} LIMIT {int(sample_size)}")
+            con.execute(
+                f"SELECT * FROM {files_relation(files)} WHERE {predicate} LIMIT {int(sample_size)}"
+            )
             .df()
             .to_dict("records")
             if n_bad

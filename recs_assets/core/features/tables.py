@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 
@@ -140,12 +140,61 @@ def link_days(days: dict[str, Path], staged: Path) -> None:
         target = staged / folder.name
         target.mkdir(parents=True, exist_ok=True)
         for f in folder.glob("*.parquet"):
-            try:
-                os.link(f, target / f.name)
-            except OSError as err:  # a name already there is a bug, never overwritten
-                if err.errno not in _NO_LINKS:
-                    raise
-                shutil.copy2(f, target / f.name)
+            _link(f, target / f.name)
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``, or copy it where the file system refuses links."""
+    try:
+        os.link(source, target)
+    except OSError as err:  # a name already there is a bug, never overwritten
+        if err.errno not in _NO_LINKS:
+            raise
+        shutil.copy2(source, target)
+
+
+SNAPSHOT_COLUMN = "feature_timestamp"
+
+
+def snapshot_file_name(as_of: datetime) -> str:
+    """The name of the file holding the one snapshot at ``as_of`` (``snapshot-<UTC time>``)."""
+    return f"snapshot-{as_of.astimezone(UTC):%Y%m%dT%H%M%S%fZ}.parquet"
+
+
+def single_snapshot(file: str) -> datetime | None:
+    """The one ``feature_timestamp`` every row of the Parquet ``file`` holds, read from its
+    footer's statistics; None when the file holds no row, several snapshots, or no statistics
+    (a file written by Spark may mix snapshots: its rows are then read, not linked)."""
+    meta = pq.ParquetFile(file).metadata
+    names = meta.schema.to_arrow_schema().names
+    if meta.num_rows == 0 or SNAPSHOT_COLUMN not in names:
+        return None
+    column = names.index(SNAPSHOT_COLUMN)
+    times: set[datetime] = set()
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.null_count != 0:
+            return None
+        times.update((stats.min, stats.max))
+    if len(times) != 1:
+        return None
+    (t,) = times
+    return t if isinstance(t, datetime) and t.tzinfo is not None else None
+
+
+def link_snapshots(path: Path, kept: Sequence[datetime], staged: Path) -> list[datetime]:
+    """Hard-link (copy where links are refused) into ``staged`` the files of the table at
+    ``path`` that hold one snapshot each, of the ``kept`` times: a kept snapshot is not
+    rewritten. Returns the times linked; the other kept times are left to the caller."""
+    wanted = set(kept)
+    linked: list[datetime] = []
+    for f in parquet_files(path):
+        t = single_snapshot(f)
+        if t is None or t not in wanted or t in linked:
+            continue
+        _link(Path(f), staged / snapshot_file_name(t))
+        linked.append(t)
+    return linked
 
 
 EMPTY_FILE = "part-00000.parquet"
