@@ -5,6 +5,7 @@ broke its contract never reaches the online store. A freshness check fails when 
 online value lags the newest raw event by more than an hour.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from recs_assets.core.features.engines import newest_event_time
 from recs_assets.core.features.feast_repo.feature_views import TIMESTAMP_FIELD, feature_objects
 from recs_assets.core.features.online_clock import AS_OF_FEATURE, AS_OF_KEY, CLOCK_COLUMNS
 from recs_assets.core.features.online_delta import (
-    changed_rows,
+    changed_cells,
     merged_mirror,
     read_mirror,
     same_schema,
@@ -94,11 +95,13 @@ class OnlineWriteConfig(Config):
 
 @dataclass(frozen=True)
 class ViewWrite:
-    """What one feature view's write did: ``full`` or ``delta``, the rows written and held."""
+    """What one feature view's write did: ``full`` or ``delta``, the rows written (and their
+    values: ``cells``) and the rows held."""
 
     view: str
     mode: str
     written: int
+    cells: int
     held: int
     reason: str
 
@@ -165,27 +168,74 @@ def write_view(
     snapshot = newest_snapshot(table.path, as_of)
     held = read_mirror(mirror_path)
     reason = why_full(store, view, key, snapshot, held, mode)
+    fast = sqlite_online.fast_path(store, view)
     if reason:
         if reason == COLUMNS_CHANGED:
             drop_online_rows(store, view)
         rows, now_held, kind = snapshot, snapshot, "full"
+        cells = rows.num_rows * (rows.num_columns - 2)
+        write_online(store, view, rows, fast)
     else:
         assert held is not None
-        rows = changed_rows(snapshot, held[0], key, CLOCK_COLUMNS.get(view, ()))
-        now_held, kind = merged_mirror(held[0], rows, key), "delta"
-    if rows.num_rows:
-        write_online(store, view, rows)
+        kind = "delta"
+        rows, cells, now_held = write_delta(store, view, key, snapshot, held[0], fast, as_of)
     # the row that says when the store is current as of (readers age clock columns to it)
-    write_online(store, view, as_of_marker(snapshot.schema, key, as_of))
+    write_online(store, view, as_of_marker(snapshot.schema, key, as_of), fast)
     write_mirror(now_held, mirror_path, as_of)
-    return ViewWrite(view, kind, rows.num_rows, now_held.num_rows, reason), now_held
+    return ViewWrite(view, kind, rows.num_rows, cells, now_held.num_rows, reason), now_held
 
 
-def write_online(store: FeatureStore, view: str, rows: pa.Table) -> None:
-    """``rows`` into ``view``'s online rows: batched on the SQLite store (the same rows as
-    Feast's writer, ``sqlite_online``), through Feast elsewhere."""
-    if sqlite_online.fast_path(store, view):
-        sqlite_online.write_rows(store, view, rows)
+def write_delta(
+    store: FeatureStore,
+    view: str,
+    key: str,
+    snapshot: pa.Table,
+    held: pa.Table,
+    fast: bool,
+    as_of: datetime,
+) -> tuple[pa.Table, int, pa.Table]:
+    """Write the rows of ``snapshot`` that moved against the ``held`` rows; returns them, the
+    values written and the rows the store then holds.
+
+    Redis (through Feast) keeps one stamp per key and view: a moved row is written whole. The
+    SQLite store keeps a value and a stamp per cell, so only the moved cells are written (a
+    landed day moves about a third of the values of the rows it moves), plus the ones a reader
+    takes the row's time from: the clock columns (they move with it), ``AS_OF_FEATURE``, and
+    the row Feast's SQLite read reports the stamp of, the key's last value by feature name
+    (our writer inserts a key's values in that order). A sample of the moved keys is read back;
+    a stamp that is not the new time has the moved rows written whole."""
+    clock = CLOCK_COLUMNS.get(view, ())
+    features = [f for f in snapshot.schema.names if f not in (key, TIMESTAMP_FIELD)]
+    stamped = (AS_OF_FEATURE, max(features)) if features else (AS_OF_FEATURE,)
+    found = changed_cells(snapshot, held, key, clock, stamped)
+    whole = found.rows.num_rows * len(features)
+    if not fast or not found.rows.num_rows:
+        write_online(store, view, found.rows, fast)
+        return found.rows, whole, merged_mirror(held, found.rows, key)
+    write_online(store, view, found.rows, fast, found.moved)
+    sample = sorted(str(k) for k in found.rows[key].to_pylist())[:HELD_SAMPLE]
+    stamps = online_stamps(store, view, key, sample)
+    if any(t != int(as_of.timestamp()) for t in stamps):
+        # not the stamp this writer expects Feast to report: nothing is left to the order
+        write_online(store, view, found.rows, fast)
+        return found.rows, whole, merged_mirror(held, found.rows, key)
+    return found.rows, found.count, merged_mirror(held, found.held, key)
+
+
+def write_online(
+    store: FeatureStore,
+    view: str,
+    rows: pa.Table,
+    fast: bool,
+    moved: Mapping[str, pa.Array] | None = None,
+) -> None:
+    """``rows`` into ``view``'s online rows: batched on the SQLite store (``fast``, the same
+    rows as Feast's writer, ``sqlite_online``; with ``moved``, only those cells), through Feast
+    elsewhere (whole rows)."""
+    if not rows.num_rows:
+        return
+    if fast:
+        sqlite_online.write_rows(store, view, rows, moved)
     else:
         store.write_to_online_store(view, rows.to_pandas())
 
@@ -242,8 +292,8 @@ def online_feature_store(
         )
         writes.append(done)
         context.log.info(
-            f"{view}: {done.mode} write of {done.written} of {done.held} rows"
-            + (f" ({done.reason})" if done.reason else "")
+            f"{view}: {done.mode} write of {done.written} of {done.held} rows "
+            f"({done.cells} values)" + (f" ({done.reason})" if done.reason else "")
         )
     newest_event = newest_event_time(raw_interactions)
     sample = freshest_keys(held["user_features"], "user_id", FRESHNESS_SAMPLE)
@@ -266,7 +316,12 @@ def online_feature_store(
             "as_of": MetadataValue.text(max(newest).isoformat()),
             "writes": MetadataValue.json(
                 {
-                    w.view: {"mode": w.mode, "written": w.written, "held": w.held}
+                    w.view: {
+                        "mode": w.mode,
+                        "written": w.written,
+                        "cells_written": w.cells,
+                        "held": w.held,
+                    }
                     | ({"reason": w.reason} if w.reason else {})
                     for w in writes
                 }

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from recs_assets.core.features.feast_repo.feature_views import feature_objects
 from recs_assets.core.features.online_clock import age_clock_columns
-from recs_assets.core.features.online_delta import changed_rows, merged_mirror
+from recs_assets.core.features.online_delta import changed_cells, changed_rows, merged_mirror
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.serving.cache import LRUCache
 from recs_assets.core.serving.online_feature_reader import OnlineFeatureReader
@@ -106,6 +106,35 @@ def test_aging_adds_the_days_to_clock_columns_only() -> None:
     assert aged == {"days_since_last_event": 4.0, "events_all": 3, "account_age_days": None}
 
 
+def test_only_the_moved_cells_of_a_moved_row_are_written() -> None:
+    # b's share moved by the last bits of a sum only: not a change, the held value stays
+    after = AFTER.set_column(4, "hour_share_night", pa.array([0.25, 0.5 + 1e-17, 1.0]))
+    found = changed_cells(after, BEFORE, "user_id", CLOCK, ("events_all",))
+    assert found.rows["user_id"].to_pylist() == ["b", "c"]
+    assert found.rows.equals(changed_rows(after, BEFORE, "user_id", CLOCK))
+    moved = {c: m.to_pylist() for c, m in found.moved.items()}
+    assert moved == {
+        "events_all": [True, True],
+        "days_since_last_event": [True, True],  # a clock column moves with the row's time
+        "hour_share_night": [False, True],
+        "top_category": [False, True],  # c is new: every value
+    }
+    assert found.count == 6
+    # what the store holds: b's new count and clock, its held share and category
+    assert found.held.to_pylist()[0] == {
+        "user_id": "b",
+        "feature_timestamp": T1,
+        "events_all": 6,
+        "days_since_last_event": 0.2,
+        "hour_share_night": 0.5,
+        "top_category": "comedy",
+    }
+    assert found.held.schema == BEFORE.schema
+    # a column declared always written moves with every moved row
+    a_only = changed_cells(after, BEFORE, "user_id", CLOCK, ("top_category",))
+    assert a_only.moved["top_category"].to_pylist() == [True, True]
+
+
 def _table(root: Path, name: str, key: str, snapshots: list[pa.Table]) -> FeatureTable:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +166,8 @@ def _read(repo: Path, user: str) -> dict[str, object] | None:
     reader = OnlineFeatureReader(
         str(repo), LRUCache(16, ttl_s=60.0), ServingMetrics.create(CollectorRegistry())
     )
-    return reader._read(user, ["events_all", "days_since_last_event", "top_category"])
+    # an unchanged value first: a delta write leaves it (and its older stamp) as it was
+    return reader._read(user, ["top_category", "events_all", "days_since_last_event"])
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
@@ -167,6 +197,9 @@ def test_a_delta_write_reads_as_a_full_rewrite(tmp_path: Path, backend: str) -> 
         delta_writes, full_writes = stores["auto"][1], stores["full"][1]
         assert [w.mode for w in delta_writes] == ["full", "delta"], delta_writes
         assert delta_writes[1].written == 2 and delta_writes[1].held == 3
+        # SQLite keeps a value per cell: b's count and clock, its last value by name (the one
+        # Feast's SQLite read reports the stamp of: top_category) and c's 4; Redis whole rows
+        assert delta_writes[1].cells == (7 if backend == "sqlite" else 8)
         assert [w.written for w in full_writes] == [2, 3]
         for user in ("a", "b", "c"):
             delta, full = _read(stores["auto"][0], user), _read(stores["full"][0], user)
@@ -241,5 +274,48 @@ def test_rewrites_at_the_same_time_dropped_columns_and_quiet_days(
         ).to_dict(include_event_timestamps=True)["events_all__ts"]
         assert stamps == [int(t2.timestamp())]
         assert write([fewer]).mode == "delta"
+    finally:
+        store.teardown()
+
+
+def test_a_store_that_reports_another_stamp_gets_whole_rows(tmp_path: Path) -> None:
+    """The SQLite store answers a key's stamp from its last value in insertion order; our
+    writer inserts by feature name. Values inserted in another order (Feast's writer, an older
+    store) make the read-back of the moved keys show an old stamp: the moved rows are then
+    written whole, and the reads are those of a full rewrite."""
+    import sqlite3
+
+    from feast.infra.online_stores.sqlite import _table_id
+
+    project = f"recs_delta_order_{uuid.uuid4().hex[:8]}"
+    _, store = _store(tmp_path, project, "sqlite")
+    mirror = tmp_path / "repo" / "online_rows" / "user_features.parquet"
+    try:
+        writes = []
+        for snaps in ([BEFORE], [BEFORE, AFTER]):
+            user_table = _table(tmp_path, "user_features", "user_id", snaps)
+            item_table = _table(tmp_path, "item_features", "item_id", [_items(T0)])
+            store.apply(feature_objects(Path(user_table.path), Path(item_table.path)))
+            writes.append(
+                write_view(store, "user_features", "user_id", user_table, mirror, "auto")[0]
+            )
+            if len(writes) == 1:  # every key's share inserted last, as another writer might
+                path = store.config.online_store.path
+                table = _table_id(project, store.get_feature_view("user_features"))
+                with sqlite3.connect(
+                    Path(store.repo_path) / path if not Path(path).is_absolute() else path
+                ) as con:
+                    con.executescript(
+                        f"""CREATE TEMP TABLE moved AS SELECT * FROM "{table}"
+                            WHERE feature_name = 'hour_share_night';
+                        DELETE FROM "{table}" WHERE feature_name = 'hour_share_night';
+                        INSERT INTO "{table}" SELECT * FROM moved;"""
+                    )
+        assert writes[1].mode == "delta" and writes[1].written == 2
+        assert writes[1].cells == 8  # b and c whole: 2 rows of 4 values
+        b = _read(tmp_path / "repo", "b")
+        assert b == {"top_category": "comedy", "events_all": 6, "days_since_last_event": 0.2}
+        a = _read(tmp_path / "repo", "a")  # not moved: aged a day from its stamp
+        assert a is not None and a["days_since_last_event"] == pytest.approx(2.5 + DAY, abs=SECOND)
     finally:
         store.teardown()

@@ -18,11 +18,13 @@ exactly what a full rewrite would (``tests/features/test_online_delta.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recs_assets.core.features.duck import q
@@ -30,7 +32,11 @@ from recs_assets.core.features.duck import q
 TIMESTAMP = "feature_timestamp"
 REL_TOL = 1e-9
 ABS_TOL = 1e-6  # days (about 0.09 s): a clock column aged by the days between snapshots
-AS_OF_META = b"recs_as_of"  # the held rows' metadata: when the store was last brought current
+AS_OF_META = b"recs_as_of"
+_MOVED, _HELD = (
+    "__moved__",
+    "__held__",
+)  # prefixes of changed_cells' working columns  # the held rows' metadata: when the store was last brought current
 
 
 def same_schema(a: pa.Schema, b: pa.Schema) -> bool:
@@ -64,21 +70,75 @@ def changed_rows(
     ``mirror`` do not already answer: new keys, and keys with any column changed once the
     ``clock`` columns of the held row are aged to the snapshot's time. Raises when the two do
     not have the same columns (the store must then be rewritten in full)."""
+    return changed_cells(snapshot, mirror, key, clock).rows
+
+
+@dataclass(frozen=True)
+class Cells:
+    """What ``changed_cells`` found.
+
+    Attributes:
+        rows: the snapshot's rows that moved (as ``changed_rows``).
+        moved: per feature column, which of ``rows`` has a new value there (every row for the
+            clock and ``always`` columns, and for a new key).
+        held: ``rows`` with the held value in every cell that did not move: what the store
+            holds once only the moved cells are written.
+    """
+
+    rows: pa.Table
+    moved: dict[str, pa.Array]
+    held: pa.Table
+
+    @property
+    def count(self) -> int:
+        """The moved cells."""
+        return sum(int(pc.sum(m).as_py() or 0) for m in self.moved.values())
+
+
+def changed_cells(
+    snapshot: pa.Table,
+    mirror: pa.Table,
+    key: str,
+    clock: Sequence[str] = (),
+    always: Sequence[str] = (),
+) -> Cells:
+    """The rows of ``snapshot`` that moved against the held rows ``mirror`` (``changed_rows``),
+    and in them the cells that moved: a row moved in a few columns need not have the others
+    written again. The ``clock`` columns (aged: they are rewritten with the row's new time) and
+    the ``always`` columns count as moved in every moved row."""
     if not same_schema(snapshot.schema, mirror.schema):
         raise ValueError(
             f"snapshot columns {snapshot.schema} differ from the held rows' "
             f"{mirror.schema}: rewrite the online store in full"
         )
     columns = [f for f in snapshot.schema if f.name not in (key, TIMESTAMP)]
-    same = " AND ".join(_unchanged(f.name, f.type, f.name in clock) for f in columns) or "TRUE"
+    same = {f.name: _unchanged(f.name, f.type, f.name in clock) for f in columns}
     k = q(key)
-    return _query(
-        f"SELECT n.* FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
-        f"WHERE o.{k} IS NULL OR NOT ({same})",
-        snapshot.schema,
+    new_key = f"o.{k} IS NULL"
+    moved = {
+        c: "TRUE" if c in clock or c in always else f"({new_key} OR NOT {pred})"
+        for c, pred in same.items()
+    }
+    out = _query(
+        "SELECT n.*, "
+        + "".join(f"{moved[c]} AS {q(_MOVED + c)}, " for c in same)
+        + "".join(
+            f"CASE WHEN {moved[c]} THEN n.{q(c)} ELSE o.{q(c)} END AS {q(_HELD + c)}, "
+            for c in same
+        )
+        + f"FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
+        f"WHERE {new_key} OR NOT ({' AND '.join(same.values()) or 'TRUE'})",
+        None,
         n_rows=snapshot,
         o_rows=mirror,
     )
+    rows = out.select(snapshot.schema.names).cast(snapshot.schema)
+    held = rows
+    for c in same:
+        i = held.schema.get_field_index(c)
+        held = held.set_column(i, held.field(i), out[_HELD + c].cast(held.field(i).type))
+    masks = {c: out[_MOVED + c].combine_chunks() for c in same}
+    return Cells(rows, masks, held)
 
 
 def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
@@ -93,13 +153,14 @@ def merged_mirror(mirror: pa.Table, written: pa.Table, key: str) -> pa.Table:
     )
 
 
-def _query(sql: str, schema: pa.Schema, **tables: pa.Table) -> pa.Table:
+def _query(sql: str, schema: pa.Schema | None, **tables: pa.Table) -> pa.Table:
     """``sql`` over the Arrow ``tables`` (by name), answered in ``schema``'s types (DuckDB
-    answers in its own: large strings...)."""
+    answers in its own: large strings...; None: as DuckDB answers)."""
     with duckdb.connect() as con:
         for name, table in tables.items():
             con.register(name, table)
-        return con.execute(sql).to_arrow_table().cast(schema)
+        out = con.sql(sql).to_arrow_table()
+    return out if schema is None else out.cast(schema)
 
 
 def read_mirror(path: Path) -> tuple[pa.Table, datetime | None] | None:

@@ -24,7 +24,7 @@ through ``write_to_online_store``. It reads Feast internals
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -137,11 +137,18 @@ def _stamps(column: pa.ChunkedArray) -> list[int | None]:
     ]
 
 
-def write_rows(store: FeatureStore, view_name: str, rows: pa.Table) -> int:
+def write_rows(
+    store: FeatureStore,
+    view_name: str,
+    rows: pa.Table,
+    moved: Mapping[str, pa.Array] | None = None,
+) -> int:
     """Upsert ``rows`` (the view's key, features and timestamp columns) into ``store``'s SQLite
     online store, as ``store.write_to_online_store(view_name, rows.to_pandas())`` would (see
     the module docstring for the one difference); returns the values written. Like Feast,
-    writes nothing for no rows or no feature value (NaN included)."""
+    writes nothing for no rows or no feature value (NaN included). With ``moved`` (a boolean
+    array per feature column), only the cells marked there are written: Feast's SQLite store
+    keeps a value and a timestamp per cell, so the others keep theirs."""
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -177,13 +184,18 @@ def write_rows(store: FeatureStore, view_name: str, rows: pa.Table) -> int:
         else [None] * rows.num_rows
     )
     encoded = [(name, ENCODERS[t](rows.column(name))) for name, t in features]
+    every = [True] * rows.num_rows
+    masks = [every if moved is None else moved[name].to_pylist() for name, _ in features]
+    written = sum(sum(m) for m in masks)
 
     def values() -> Iterator[tuple[Any, ...]]:
         # in the order of the table's primary key (entity, then feature): each B-tree page is
         # visited once, where Feast's row order jumps about a store of millions of values
         for i in sorted(range(len(keys)), key=keys.__getitem__):
             key, ts, created = keys[i], event_ts[i], created_ts[i]
-            for name, column in encoded:
+            for (name, column), mask in zip(encoded, masks, strict=True):
+                if not mask[i]:
+                    continue
                 cell = column[i]
                 value, text = (b"", None) if cell is None else cell
                 yield key, name, value, text, ts, created
@@ -199,4 +211,4 @@ def write_rows(store: FeatureStore, view_name: str, rows: pa.Table) -> int:
     )
     with conn:
         conn.executemany(sql, values())
-    return rows.num_rows * len(features)
+    return written
