@@ -201,12 +201,12 @@ def write_delta(
     SQLite store keeps a value and a stamp per cell, so only the moved cells are written (a
     landed day moves about a third of the values of the rows it moves), plus the ones a reader
     takes the row's time from: the clock columns (they move with it), ``AS_OF_FEATURE``, and
-    the row Feast's SQLite read reports the stamp of, the key's last value by feature name
-    (our writer inserts a key's values in that order). A sample of the moved keys is read back;
-    a stamp that is not the new time has the moved rows written whole."""
+    the value Feast's SQLite read reports the stamp of, the key's last one inserted
+    (``sqlite_online.stamp_feature``). A sample of the moved keys is read back; a stamp that is
+    not the new time has the moved rows written whole."""
     clock = CLOCK_COLUMNS.get(view, ())
     features = [f for f in snapshot.schema.names if f not in (key, TIMESTAMP_FIELD)]
-    stamped = (AS_OF_FEATURE, max(features)) if features else (AS_OF_FEATURE,)
+    stamped = (AS_OF_FEATURE, sqlite_online.stamp_feature(store, view)) if fast else ()
     found = changed_cells(snapshot, held, key, clock, stamped)
     whole = found.rows.num_rows * len(features)
     if not fast or not found.rows.num_rows:

@@ -197,8 +197,8 @@ def test_a_delta_write_reads_as_a_full_rewrite(tmp_path: Path, backend: str) -> 
         delta_writes, full_writes = stores["auto"][1], stores["full"][1]
         assert [w.mode for w in delta_writes] == ["full", "delta"], delta_writes
         assert delta_writes[1].written == 2 and delta_writes[1].held == 3
-        # SQLite keeps a value per cell: b's count and clock, its last value by name (the one
-        # Feast's SQLite read reports the stamp of: top_category) and c's 4; Redis whole rows
+        # SQLite keeps a value per cell: b's count and clock, its last value in the view's
+        # order (Feast's SQLite read reports its stamp: top_category) and c's 4; Redis whole rows
         assert delta_writes[1].cells == (7 if backend == "sqlite" else 8)
         assert [w.written for w in full_writes] == [2, 3]
         for user in ("a", "b", "c"):
@@ -280,7 +280,7 @@ def test_rewrites_at_the_same_time_dropped_columns_and_quiet_days(
 
 def test_a_store_that_reports_another_stamp_gets_whole_rows(tmp_path: Path) -> None:
     """The SQLite store answers a key's stamp from its last value in insertion order; our
-    writer inserts by feature name. Values inserted in another order (Feast's writer, an older
+    writer inserts in the view's order. Values inserted in another order (Feast's writer, an older
     store) make the read-back of the moved keys show an old stamp: the moved rows are then
     written whole, and the reads are those of a full rewrite."""
     import sqlite3

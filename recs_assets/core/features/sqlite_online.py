@@ -119,6 +119,13 @@ def fast_path(store: FeatureStore, view_name: str) -> bool:
     )
 
 
+def stamp_feature(store: FeatureStore, view_name: str) -> str:
+    """The feature whose stamp Feast's SQLite read reports for a key ``write_rows`` inserted:
+    it answers the stamp of the key's last value in insertion order (rowid), and ``write_rows``
+    inserts a key's values in the view's order."""
+    return store.get_feature_view(view_name, allow_registry_cache=True).features[-1].name
+
+
 def _all_null(column: pa.ChunkedArray) -> bool:
     """No value in ``column`` (NaN counts as none, as pandas counts it for Feast)."""
     nulls = pc.is_null(column, nan_is_null=pa.types.is_floating(column.type))
@@ -189,8 +196,9 @@ def write_rows(
     written = sum(sum(m) for m in masks)
 
     def values() -> Iterator[tuple[Any, ...]]:
-        # in the order of the table's primary key (entity, then feature): each B-tree page is
-        # visited once, where Feast's row order jumps about a store of millions of values
+        # by key (the table's primary key starts with it), each key's values in the view's
+        # order: each B-tree page is visited once, where Feast's row order jumps about a store
+        # of millions of values; the last value of a key is stamp_feature's
         for i in sorted(range(len(keys)), key=keys.__getitem__):
             key, ts, created = keys[i], event_ts[i], created_ts[i]
             for (name, column), mask in zip(encoded, masks, strict=True):
