@@ -43,7 +43,7 @@ from recs_assets.features.feast_resource import FeastResource
 from recs_assets.platform.table_io_manager import RawTable, table_in
 
 MAX_LAG = timedelta(hours=1)
-FRESHNESS_SAMPLE = 1000
+FRESHNESS_SAMPLE = 100  # freshest keys read back: all were written at the newest time
 HELD_SAMPLE = 100  # held keys read back before a delta write (all must be online)
 MIRROR_DIR = "online_rows"  # in the repo folder: the rows the store holds, as last written
 COLUMNS_CHANGED = "the view's columns changed"
