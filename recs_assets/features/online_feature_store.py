@@ -96,7 +96,8 @@ class OnlineWriteConfig(Config):
 @dataclass(frozen=True)
 class ViewWrite:
     """What one feature view's write did: ``full`` or ``delta``, the rows written (and their
-    values: ``cells``) and the rows held."""
+    values: ``cells``), the rows held, and why (a full write's cause, or why a delta's rows
+    were written whole; empty otherwise)."""
 
     view: str
     mode: str
@@ -178,7 +179,9 @@ def write_view(
     else:
         assert held is not None
         kind = "delta"
-        rows, cells, now_held = write_delta(store, view, key, snapshot, held[0], fast, as_of)
+        rows, cells, now_held, reason = write_delta(
+            store, view, key, snapshot, held[0], fast, as_of
+        )
     # the row that says when the store is current as of (readers age clock columns to it)
     write_online(store, view, as_of_marker(snapshot.schema, key, as_of), fast)
     write_mirror(now_held, mirror_path, as_of)
@@ -193,9 +196,10 @@ def write_delta(
     held: pa.Table,
     fast: bool,
     as_of: datetime,
-) -> tuple[pa.Table, int, pa.Table]:
+) -> tuple[pa.Table, int, pa.Table, str]:
     """Write the rows of ``snapshot`` that moved against the ``held`` rows; returns them, the
-    values written and the rows the store then holds.
+    values written, the rows the store then holds, and why they were written whole if they
+    were on SQLite (else empty).
 
     Redis (through Feast) keeps one stamp per key and view: a moved row is written whole. The
     SQLite store keeps a value and a stamp per cell, so only the moved cells are written (a
@@ -211,15 +215,17 @@ def write_delta(
     whole = found.rows.num_rows * len(features)
     if not fast or not found.rows.num_rows:
         write_online(store, view, found.rows, fast)
-        return found.rows, whole, merged_mirror(held, found.rows, key)
+        return found.rows, whole, merged_mirror(held, found.rows, key), ""
     write_online(store, view, found.rows, fast, found.moved)
     sample = sorted(str(k) for k in found.rows[key].to_pylist())[:HELD_SAMPLE]
     stamps = online_stamps(store, view, key, sample)
-    if any(t != int(as_of.timestamp()) for t in stamps):
+    stale = sum(t != int(as_of.timestamp()) for t in stamps)
+    if stale:
         # not the stamp this writer expects Feast to report: nothing is left to the order
         write_online(store, view, found.rows, fast)
-        return found.rows, whole, merged_mirror(held, found.rows, key)
-    return found.rows, found.count, merged_mirror(held, found.held, key)
+        why = f"rows written whole: {stale} of {len(sample)} moved keys read back another stamp"
+        return found.rows, whole, merged_mirror(held, found.rows, key), why
+    return found.rows, found.count, merged_mirror(held, found.held, key), ""
 
 
 def write_online(

@@ -313,6 +313,7 @@ def test_a_store_that_reports_another_stamp_gets_whole_rows(tmp_path: Path) -> N
                     )
         assert writes[1].mode == "delta" and writes[1].written == 2
         assert writes[1].cells == 8  # b and c whole: 2 rows of 4 values
+        assert writes[1].reason == "rows written whole: 1 of 2 moved keys read back another stamp"
         b = _read(tmp_path / "repo", "b")
         assert b == {"top_category": "comedy", "events_all": 6, "days_since_last_event": 0.2}
         a = _read(tmp_path / "repo", "a")  # not moved: aged a day from its stamp

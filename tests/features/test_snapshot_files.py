@@ -74,7 +74,7 @@ def test_kept_rows_of_a_file_holding_several_snapshots_are_read(
         {T3: engine.item_snapshot(T3)}, [T1, T2], "item_features", path, (T1, T2, T3), INPUTS
     )
     assert sorted(f.name for f in path.glob("*.parquet")) == sorted(
-        ["kept-00000.parquet", snapshot_file_name(T3)]
+        snapshot_file_name(t) for t in (T1, T2, T3)
     )
     after = _rows(path)
     pd.testing.assert_frame_equal(after[after["feature_timestamp"] < pd.Timestamp(T3)], before)

@@ -263,9 +263,9 @@ class DuckEngine:
         inputs: BuildInputs,
     ) -> FeatureTable:
         """Write each ``computed`` snapshot as a file of its own, hard-link the files of the
-        ``kept`` snapshots of the table at ``path`` (rows of kept snapshots in files holding
-        several, as Spark writes them, are read and written again), swap the new table in,
-        then write the manifest."""
+        ``kept`` snapshots of the table at ``path`` (the rows of a kept snapshot in a file
+        holding several, as Spark writes them, are read and written to a file of its own),
+        swap the new table in, then write the manifest."""
         if not computed and not kept:
             raise ValueError(f"{name}: no snapshot to write")
 
@@ -276,13 +276,13 @@ class DuckEngine:
             for as_of, sql in computed.items():
                 w = duck.write_parquet_file(self.db.con, sql, staged / snapshot_file_name(as_of))
                 columns = columns or w.columns
-            if rest:
-                stamps = ", ".join(f"TIMESTAMPTZ {duck.lit(t.isoformat())}" for t in sorted(rest))
-                old = duck.files_relation(duck.parquet_files(path))
+            old = duck.files_relation(duck.parquet_files(path)) if rest else ""
+            for t in sorted(rest):  # a file of its own each: the next build links them
                 duck.write_parquet_file(
                     self.db.con,
-                    f"SELECT * FROM {old} WHERE feature_timestamp IN ({stamps})",
-                    staged / "kept-00000.parquet",
+                    f"SELECT * FROM {old} "
+                    f"WHERE feature_timestamp = TIMESTAMPTZ {duck.lit(t.isoformat())}",
+                    staged / snapshot_file_name(t),
                 )
             table = summarize(name, staged, columns)
             return replace(table, snapshots=snapshots)

@@ -32,11 +32,8 @@ from recs_assets.core.features.duck import q
 TIMESTAMP = "feature_timestamp"
 REL_TOL = 1e-9
 ABS_TOL = 1e-6  # days (about 0.09 s): a clock column aged by the days between snapshots
-AS_OF_META = b"recs_as_of"
-_MOVED, _HELD = (
-    "__moved__",
-    "__held__",
-)  # prefixes of changed_cells' working columns  # the held rows' metadata: when the store was last brought current
+AS_OF_META = b"recs_as_of"  # the held rows' metadata: when the store was last brought current
+MOVED, HELD = "__moved__", "__held__"  # prefixes of changed_cells' working columns
 
 
 def same_schema(a: pa.Schema, b: pa.Schema) -> bool:
@@ -121,10 +118,9 @@ def changed_cells(
     }
     out = _query(
         "SELECT n.*, "
-        + "".join(f"{moved[c]} AS {q(_MOVED + c)}, " for c in same)
+        + "".join(f"{moved[c]} AS {q(MOVED + c)}, " for c in same)
         + "".join(
-            f"CASE WHEN {moved[c]} THEN n.{q(c)} ELSE o.{q(c)} END AS {q(_HELD + c)}, "
-            for c in same
+            f"CASE WHEN {moved[c]} THEN n.{q(c)} ELSE o.{q(c)} END AS {q(HELD + c)}, " for c in same
         )
         + f"FROM n_rows n LEFT JOIN o_rows o ON n.{k} = o.{k} "
         f"WHERE {new_key} OR NOT ({' AND '.join(same.values()) or 'TRUE'})",
@@ -136,8 +132,8 @@ def changed_cells(
     held = rows
     for c in same:
         i = held.schema.get_field_index(c)
-        held = held.set_column(i, held.field(i), out[_HELD + c].cast(held.field(i).type))
-    masks = {c: out[_MOVED + c].combine_chunks() for c in same}
+        held = held.set_column(i, held.field(i), out[HELD + c].cast(held.field(i).type))
+    masks = {c: out[MOVED + c].combine_chunks() for c in same}
     return Cells(rows, masks, held)
 
 
