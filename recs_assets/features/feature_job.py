@@ -34,7 +34,6 @@ from recs_assets.core.features.incremental import (
     day_fingerprints,
     file_fingerprint,
     local_path,
-    read_manifest,
     reusable_snapshots,
     settings_fingerprint,
 )
@@ -218,12 +217,12 @@ def build_inputs(
 
 def reuse_plan(
     context: AssetExecutionContext,
-    path: Path,
+    previous: BuildInputs | None,
     inputs: BuildInputs,
     snapshots: tuple[datetime, ...],
 ) -> list[datetime]:
-    """The snapshots this build keeps from the previous one at ``path`` (logged)."""
-    kept = reusable_snapshots(read_manifest(path), inputs, snapshots)
+    """The snapshots this build keeps from the ``previous`` one (its manifest; logged)."""
+    kept = reusable_snapshots(previous, inputs, snapshots)
     context.log.info(
         f"{context.asset_key.to_user_string()}: {len(snapshots) - len(kept)} snapshot(s) to "
         f"compute, {len(kept)} kept from the previous build"

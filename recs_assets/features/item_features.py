@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, Output, asset
 
+from recs_assets.core.features.incremental import read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.item import ITEM_CATALOG
 from recs_assets.features.feature_job import (
@@ -35,7 +36,7 @@ def item_features(
             snapshots = planned_snapshots(config, oldest, newest)
             path = data_dir.feature_path("item_features")
             inputs = build_inputs(context, config, raw_interactions, {"items": raw_items}, path)
-            kept = reuse_plan(context, path, inputs, snapshots)
+            kept = reuse_plan(context, read_manifest(path), inputs, snapshots)
             computed = {t: engine.item_snapshot(t) for t in snapshots if t not in kept}
             table = engine.write_snapshots(computed, kept, "item_features", path, snapshots, inputs)
             preview = engine.preview(table.path)

@@ -46,13 +46,14 @@ def user_features(
                 path,
                 categories=categories,
             )
-            kept = reuse_plan(context, path, inputs, snapshots)
+            previous = read_manifest(path)
+            kept = reuse_plan(context, previous, inputs, snapshots)
             # the newest snapshot starts from the previous build's newest (recomputing only the
             # users whose rows may have moved) where the engine can
             last = snapshots[-1]
             carry = None
             if engine.name == "duckdb" and last not in kept and parquet_files(path):
-                carry = carry_plan(read_manifest(path), inputs, last)
+                carry = carry_plan(previous, inputs, last)
             if carry is not None:
                 context.log.info(
                     f"user_features: the newest snapshot starts from {carry.previous.isoformat()}"
