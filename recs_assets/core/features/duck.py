@@ -248,6 +248,24 @@ def _entropy(counts: Sequence[str], total: str) -> str:
     return f"coalesce(abs({terms}), 0.0)"
 
 
+def _event_counts(windows: Sequence[int | None]) -> list[tuple[str, str]]:
+    """(column, aggregate) of the event counts of ``user_features`` over events with an ``_age``
+    column: all events and per event type, within each window of days (None: all time)."""
+    counts = []
+    for days in windows:
+        window = "TRUE" if days is None else f"_age < {days}"
+        suffix = "all" if days is None else f"{days}d"
+        counts.append((f"events_{suffix}", f"CAST(count(*) FILTER ({window}) AS BIGINT)"))
+        counts += [
+            (
+                f"{t}_count_{suffix}",
+                f"CAST(count(*) FILTER ({window} AND event_type = {lit(t)}) AS BIGINT)",
+            )
+            for t in EVENT_TYPES
+        ]
+    return counts
+
+
 def user_features_sql(
     *,
     as_of: datetime,
@@ -263,16 +281,7 @@ def user_features_sql(
         f"SELECT *, {_age('timestamp', as_of)} AS _age FROM interactions "
         f"WHERE timestamp <= {ts}{only}"
     )
-    counts = []
-    for days in (*WINDOWS_DAYS, None):
-        window = "TRUE" if days is None else f"_age < {days}"
-        suffix = "all" if days is None else f"{days}d"
-        counts.append(f"CAST(count(*) FILTER ({window}) AS BIGINT) AS events_{suffix}")
-        counts += [
-            f"CAST(count(*) FILTER ({window} AND event_type = {lit(t)}) AS BIGINT) "
-            f"AS {t}_count_{suffix}"
-            for t in EVENT_TYPES
-        ]
+    counts = [f"{expr} AS {name}" for name, expr in _event_counts((*WINDOWS_DAYS, None))]
     cat_cols = category_columns(CATEGORY_PREFIX, categories)
     pivot = ", ".join(
         f"max(share) FILTER (category = {lit(c)}) AS {q(name)}"
@@ -382,13 +391,12 @@ def carried_user_features_sql(
     """The rows of ``user_features_sql`` at ``as_of``, from the table's rows at ``previous``
     (``previous_files``, a snapshot of a build with the same settings, users and items, and the
     same events but in ``changed_days``): a user's row at ``as_of`` is recomputed when it may
-    differ in more than its clock, and else carried from ``previous`` with the clock columns
-    (``days_since_last_event``, ``days_since_first_event``, ``account_age_days``) computed at
-    ``as_of`` by the same expressions. Recomputed are the
+    differ in more than its clock and window counts, and else carried from ``previous`` with
+    the clock columns (``days_since_last_event``, ``days_since_first_event``,
+    ``account_age_days``) and the 7- and 30-day counts computed at ``as_of`` by the same
+    expressions (the counts from the last 31 days' events alone). Recomputed are the
     users with an event
     - on a changed day, or after ``previous`` (events, rating, category, session, timing columns);
-    - whose age crosses a window's bound between the two times (the 7- and 30-day counts), with a
-      minute's slack on each side;
     - or whose count of events up to ``previous`` is not the row's ``events_all`` (an event
       removed, or a user with events and no row);
     the users who signed up between the two times (new rows), and the users known at
@@ -402,14 +410,9 @@ def carried_user_features_sql(
     )
     days = ", ".join(lit(d) for d in sorted(changed_days))
     on_changed_day = f"strftime(timestamp, '%Y-%m-%d') IN ({days})" if days else "FALSE"
-    crossing = " OR ".join(
-        f"(timestamp >= {prev_ts} - INTERVAL {w} DAY - INTERVAL 1 MINUTE "
-        f"AND timestamp <= {ts} - INTERVAL {w} DAY + INTERVAL 1 MINUTE)"
-        for w in WINDOWS_DAYS
-    )
     dirty = f"""
         SELECT user_id FROM interactions
-        WHERE timestamp <= {ts} AND ({on_changed_day} OR timestamp > {prev_ts} OR {crossing})
+        WHERE timestamp <= {ts} AND ({on_changed_day} OR timestamp > {prev_ts})
         UNION
         SELECT coalesce(n.user_id, p.user_id) AS user_id
         FROM (
@@ -430,9 +433,20 @@ def carried_user_features_sql(
         users="SELECT user_id FROM dirty",
     )
     age = _age("timestamp", as_of)
+    windows = _event_counts(WINDOWS_DAYS)
+    # a day more than the longest window: the same _age filters then pick the same events
+    recent = f"{ts} - INTERVAL {max(WINDOWS_DAYS) + 1} DAY"
     return f"""
         WITH prev AS MATERIALIZED ({prev}),
         dirty AS MATERIALIZED ({dirty}),
+        wins AS (
+            SELECT user_id, {", ".join(f"{expr} AS {name}" for name, expr in windows)}
+            FROM (
+                SELECT user_id, event_type, {age} AS _age FROM interactions
+                WHERE timestamp <= {ts} AND timestamp >= {recent}
+            )
+            GROUP BY user_id
+        ),
         clocks AS (
             SELECT user_id, min({age}) AS days_since_last_event,
                 max({age}) AS days_since_first_event
@@ -450,12 +464,14 @@ def carried_user_features_sql(
             {ts} AS feature_timestamp,
             c.days_since_last_event AS days_since_last_event,
             c.days_since_first_event AS days_since_first_event,
-            s.account_age_days AS account_age_days
+            s.account_age_days AS account_age_days,
+            {", ".join(f"coalesce(w.{name}, 0) AS {name}" for name, _ in windows)}
         )
         FROM prev p
         ANTI JOIN dirty d ON p.user_id = d.user_id
         LEFT JOIN clocks c ON p.user_id = c.user_id
         LEFT JOIN signups s ON p.user_id = s.user_id
+        LEFT JOIN wins w ON p.user_id = w.user_id
     """
 
 
