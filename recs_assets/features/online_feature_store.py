@@ -174,8 +174,7 @@ def write_view(
         if reason == COLUMNS_CHANGED:
             drop_online_rows(store, view)
         rows, now_held, kind = snapshot, snapshot, "full"
-        cells = rows.num_rows * (rows.num_columns - 2)
-        write_online(store, view, rows, fast)
+        cells = write_online(store, view, rows, fast)
     else:
         assert held is not None
         kind = "delta"
@@ -209,23 +208,21 @@ def write_delta(
     (``sqlite_online.stamp_feature``). A sample of the moved keys is read back; a stamp that is
     not the new time has the moved rows written whole."""
     clock = CLOCK_COLUMNS.get(view, ())
-    features = [f for f in snapshot.schema.names if f not in (key, TIMESTAMP_FIELD)]
     stamped = (AS_OF_FEATURE, sqlite_online.stamp_feature(store, view)) if fast else ()
     found = changed_cells(snapshot, held, key, clock, stamped)
-    whole = found.rows.num_rows * len(features)
     if not fast or not found.rows.num_rows:
-        write_online(store, view, found.rows, fast)
+        whole = write_online(store, view, found.rows, fast)
         return found.rows, whole, merged_mirror(held, found.rows, key), ""
-    write_online(store, view, found.rows, fast, found.moved)
+    cells = write_online(store, view, found.rows, fast, found.moved)
     sample = sorted(str(k) for k in found.rows[key].to_pylist())[:HELD_SAMPLE]
     stamps = online_stamps(store, view, key, sample)
     stale = sum(t != int(as_of.timestamp()) for t in stamps)
     if stale:
         # not the stamp this writer expects Feast to report: nothing is left to the order
-        write_online(store, view, found.rows, fast)
+        whole = write_online(store, view, found.rows, fast)
         why = f"rows written whole: {stale} of {len(sample)} moved keys read back another stamp"
         return found.rows, whole, merged_mirror(held, found.rows, key), why
-    return found.rows, found.count, merged_mirror(held, found.held, key), ""
+    return found.rows, cells, merged_mirror(held, found.held, key), ""
 
 
 def write_online(
@@ -234,16 +231,16 @@ def write_online(
     rows: pa.Table,
     fast: bool,
     moved: Mapping[str, pa.Array] | None = None,
-) -> None:
+) -> int:
     """``rows`` into ``view``'s online rows: batched on the SQLite store (``fast``, the same
     rows as Feast's writer, ``sqlite_online``; with ``moved``, only those cells), through Feast
-    elsewhere (whole rows)."""
+    elsewhere (whole rows). Returns the values written."""
     if not rows.num_rows:
-        return
+        return 0
     if fast:
-        sqlite_online.write_rows(store, view, rows, moved)
-    else:
-        store.write_to_online_store(view, rows.to_pandas())
+        return sqlite_online.write_rows(store, view, rows, moved)
+    store.write_to_online_store(view, rows.to_pandas())
+    return rows.num_rows * (rows.num_columns - 2)  # every column but the key and timestamp
 
 
 def as_of_marker(schema: pa.Schema, key: str, as_of: datetime) -> pa.Table:
