@@ -49,7 +49,9 @@ class TableInfo:
 class PartitionedFrame:
     """One table value for the several partitions a run writes at once (a range of days):
     partition key -> its rows. Every key of the run must be present, with an empty frame for a
-    partition that has no rows, so a rerun of the range replaces every partition in it."""
+    partition that has no rows, so a rerun of the range replaces every partition in it.
+    ``parts`` may be computed as it is read (``daily.StreamedDays.valid``: each part can be
+    taken once, in the run's order, and ``row_count`` does not apply)."""
 
     parts: Mapping[str, pd.DataFrame]
 

@@ -135,7 +135,9 @@ class TableIOManager(ConfigurableIOManager):
         )
 
     def _write_partitions(self, context: OutputContext, name: str, obj: PartitionedFrame) -> None:
-        """Each partition of the run's range written on its own; the keys must be the run's."""
+        """Each partition of the run's range written on its own, in the run's order, each value
+        taken once (a streamed value computes its partitions as they are taken); the keys must
+        be the run's."""
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if sorted(obj.parts) != sorted(keys):
             extra = sorted(set(obj.parts) - set(keys))
@@ -151,7 +153,7 @@ class TableIOManager(ConfigurableIOManager):
             "dagster/column_schema": TableSchema(
                 columns=[TableColumn(column, dtype) for column, dtype in infos[0].columns]
             ),
-            "rows_in_run": obj.row_count,
+            "rows_in_run": sum(i.row_count for i in infos),
             "partitions_in_run": len(keys),
             "table_path": MetadataValue.path(str(table_dir(self.tables_root(), name))),
         }

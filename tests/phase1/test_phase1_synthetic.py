@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recs_assets.core.phase1.schema import EVENT_TYPES, TABLE_COLUMNS
+from recs_assets.core.phase1.schema import EVENT_TYPES, TABLE_COLUMNS, Phase1Tables
 from recs_assets.core.phase1.synthetic import (
     CATEGORIES,
     GroundTruth,
     SyntheticData,
+    SyntheticPreset,
     affinity,
     cached_preset,
     click_probability,
     generate_batch,
     generate_preset,
+    generate_preset_chunks,
     generate_synthetic,
     shifted_ground_truth,
 )
@@ -240,3 +242,42 @@ def test_a_cached_preset_is_generated_once_and_read_back_equal(
     }
     cached_preset("small", 5, tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_preset_generated_in_windows_is_one_valid_data_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recs_assets.core.phase1.synthetic as synthetic
+
+    windows = SyntheticPreset(
+        n_users=500, n_items=200, n_interactions=40_000, days=60, chunk_events=9_000
+    )
+    monkeypatch.setitem(synthetic.PRESETS, "windows", windows)
+    chunked = generate_preset_chunks("windows", seed=7)
+    parts = list(chunked.interactions)
+    assert len(parts) == 5 and sum(len(p) for p in parts) == 40_000
+    # each window's whole days, in order; ids count on across windows, sessions are per window
+    days = [p["timestamp"].dt.floor("D") for p in parts]
+    assert all(d.is_monotonic_increasing for d in (p["timestamp"] for p in parts))
+    assert all(days[k].min() >= days[k - 1].max() for k in range(1, 5))
+    events = pd.concat(parts, ignore_index=True)
+    assert events["event_id"].tolist() == [f"e-{k}" for k in range(40_000)]
+    assert not set(parts[0]["session_id"]) & set(parts[1]["session_id"])
+    # one trend over the whole period, not one per window: the last month busier than the first
+    per_day = events.groupby(events["timestamp"].dt.floor("D")).size()
+    # (the trend 1 -> 1.5 over 60 days puts 1.24 times as many events in the last 28 days)
+    assert per_day.iloc[-28:].sum() > 1.15 * per_day.iloc[:28].sum()
+    result = validate_tables(
+        Phase1Tables(events, chunked.users, chunked.items), now=NOW, contract=None
+    )
+    assert result.quarantine.empty
+    # the same data whole (generate_preset) and cached (written a window at a time)
+    whole = generate_preset("windows", seed=7).tables
+    pd.testing.assert_frame_equal(whole.interactions, events)
+    cached = cached_preset("windows", 7, tmp_path)
+    pd.testing.assert_frame_equal(cached.interactions, _arrow_strings(events))
+    pd.testing.assert_frame_equal(cached.users, _arrow_strings(chunked.users))
+    import pyarrow.parquet as pq
+
+    (folder,) = tmp_path.iterdir()
+    assert pq.ParquetFile(folder / "interactions.parquet").metadata.num_row_groups == 5

@@ -15,11 +15,13 @@ interactions table, whichever day range validated it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
 from recs_assets.core.phase1.schema import Phase1Tables, conform
@@ -100,6 +102,12 @@ class DayValidation:
         return sum(len(f) for f in self.quarantine.values())
 
 
+DAY_CHUNK_EVENTS = 4_000_000
+"""Most events validated at once in a run over many days: the days are validated in groups of
+whole days up to this many events (a bigger day alone), each group's valid rows handed on
+before the next is read, so the driver holds one group's work, not the run's."""
+
+
 def validate_days(
     interactions: pd.DataFrame,
     users: pd.DataFrame,
@@ -108,38 +116,210 @@ def validate_days(
     now: pd.Timestamp,
     contract: SourceContract | None = None,
     spark: SparkSession | None = None,
+    chunk_events: int = DAY_CHUNK_EVENTS,
 ) -> DayValidation:
     """Validate the events of ``days`` (source rows, not yet coerced) against the valid ``users``
     and ``items``, with the same checks as ``validate_tables``: in pandas, or with ``spark`` in
     Spark SQL (``spark_validation``; the same quarantine, computed on the executors).
 
-    Duplicates (``event_id``, same event twice) are found within the range validated: a range run
-    over all days finds them all; a one-day run finds those within its day.
+    Duplicates are found within the run: ``duplicate_event`` (same user, item, type and time)
+    always falls within one day; a repeated ``event_id`` is found across the run's days too
+    (``iter_validated_days``), so a range run over all days finds them all and a one-day run
+    those within its day. All days at once; ``iter_validated_days`` hands them out in groups.
+    """
+    parts = list(
+        iter_validated_days(interactions, users, items, days, now, contract, spark, chunk_events)
+    )
+    return DayValidation(
+        valid={d: f for p in parts for d, f in p.valid.items()},
+        quarantine={d: f for p in parts for d, f in p.quarantine.items()},
+        rows_in=sum(p.rows_in for p in parts),
+    )
+
+
+def iter_validated_days(
+    interactions: pd.DataFrame,
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    days: Sequence[str],
+    now: pd.Timestamp,
+    contract: SourceContract | None = None,
+    spark: SparkSession | None = None,
+    chunk_events: int = DAY_CHUNK_EVENTS,
+) -> Iterator[DayValidation]:
+    """``validate_days`` one group of consecutive days at a time (at most ``chunk_events``
+    events, ``day_groups``), in the order of ``days``.
+
+    An ``event_id`` already kept on an earlier group's day is quarantined (``unique``, as
+    within a group) before the later group is validated: across groups the earliest day's valid
+    copy is kept (within a group, the first in source order among rows that pass the row checks).
     """
     wanted = list(days)
     if not wanted:
         raise ValueError("validate_days: no day asked for")
-    frame = conform(interactions.reset_index(drop=True), "interactions")
-    day_of = event_days(frame["timestamp"])
-    positions = np.flatnonzero(day_of.isin(wanted).fillna(False).to_numpy(dtype=bool))
-    selected = frame.iloc[positions].reset_index(drop=True)
-    if spark is None:
-        result = validate_tables(
-            Phase1Tables(interactions=selected, users=users, items=items),
-            now=now,
-            contract=contract,
+    conform(interactions.iloc[:0], "interactions")  # a missing column fails before any work
+    day_of = event_days(interactions["timestamp"].reset_index(drop=True))
+    codes = pd.Categorical(day_of.astype(object), categories=wanted).codes
+    per_day = np.bincount(codes[codes >= 0], minlength=len(wanted))
+    seen = _KeptIds()
+    for group in day_groups(per_day, chunk_events):
+        group_days = wanted[group.start : group.stop]
+        positions = np.flatnonzero((codes >= group.start) & (codes < group.stop))
+        selected = conform(interactions.iloc[positions].reset_index(drop=True), "interactions")
+        again = seen.contains(coerce_column(selected["event_id"], "string")[0])
+        repeats = _repeated_ids(selected, np.flatnonzero(again))
+        selected = selected[~again].reset_index(drop=True)
+        kept = positions[~again]
+        if spark is None:
+            result = validate_tables(
+                Phase1Tables(interactions=selected, users=users, items=items),
+                now=now,
+                contract=contract,
+            )
+            good = result.interactions
+            bad = result.quarantine[result.quarantine["table"] == "interactions"].copy()
+        else:
+            good, bad = _validate_with_spark(spark, selected, users, items, now, contract)
+        bad["row_index"] = kept[bad["row_index"].to_numpy()].astype("int64")
+        repeats["row_index"] = positions[repeats["row_index"].to_numpy()].astype("int64")
+        bad = pd.concat([bad, repeats], ignore_index=True).sort_values("row_index", kind="stable")
+        bad = bad.reset_index(drop=True)
+        bad_days = day_of.iloc[bad["row_index"].to_numpy()].to_numpy()
+        seen.add(good["event_id"])
+        yield DayValidation(
+            valid=split_by_day(good, event_days(good["timestamp"]).to_numpy(object), group_days),
+            quarantine=split_by_day(bad, bad_days, group_days),
+            rows_in=len(positions),
         )
-        good = result.interactions
-        bad = result.quarantine[result.quarantine["table"] == "interactions"].copy()
-    else:
-        good, bad = _validate_with_spark(spark, selected, users, items, now, contract)
-    bad_days = day_of.iloc[positions[bad["row_index"].to_numpy()]].to_numpy()
-    bad["row_index"] = positions[bad["row_index"].to_numpy()].astype("int64")
-    return DayValidation(
-        valid=split_by_day(good, event_days(good["timestamp"]).to_numpy(object), wanted),
-        quarantine=split_by_day(bad, bad_days, wanted),
-        rows_in=len(positions),
+
+
+class StreamedDays:
+    """A run's days validated one group at a time (``iter_validated_days``), as the valid days
+    are asked for: ``valid`` is a mapping whose frame of a day is computed on first access and
+    then let go (a writer takes each day once, in order), while the quarantine and the counts
+    of every group validated so far stay (``finish`` validates the rest)."""
+
+    def __init__(self, groups: Iterator[DayValidation], days: Sequence[str]) -> None:
+        self.days = list(days)
+        self._groups = groups
+        self._valid: dict[str, pd.DataFrame] = {}
+        self.quarantine: dict[str, pd.DataFrame] = {}
+        self.rows_in = 0
+        self.valid_rows = 0
+        self.groups = 0
+        self._done = False
+
+    @property
+    def valid(self) -> Mapping[str, pd.DataFrame]:
+        return _ValidDays(self)
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(len(f) for f in self.quarantine.values())
+
+    def peek(self) -> pd.DataFrame:
+        """The first non-empty valid day validated so far (validating the first group if none
+        was), without letting it go: a preview."""
+        if not self.groups:
+            self._next()
+        return next((f for f in self._valid.values() if len(f)), pd.DataFrame())
+
+    def take(self, day: str) -> pd.DataFrame:
+        if day not in self.days:
+            raise KeyError(day)
+        while day not in self._valid:
+            if not self._next():
+                raise KeyError(f"{day}: already taken")
+        return self._valid.pop(day)
+
+    def finish(self) -> StreamedDays:
+        """Validate every group not yet validated (their valid days kept until taken)."""
+        while self._next():
+            pass
+        return self
+
+    def _next(self) -> bool:
+        if self._done:
+            return False
+        group = next(self._groups, None)
+        if group is None:
+            self._done = True
+            return False
+        self._valid.update(group.valid)
+        self.quarantine.update(group.quarantine)
+        self.rows_in += group.rows_in
+        self.valid_rows += group.valid_rows
+        self.groups += 1
+        return True
+
+
+class _ValidDays(Mapping[str, pd.DataFrame]):
+    def __init__(self, stream: StreamedDays) -> None:
+        self._stream = stream
+
+    def __getitem__(self, day: str) -> pd.DataFrame:
+        return self._stream.take(day)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stream.days)
+
+    def __len__(self) -> int:
+        return len(self._stream.days)
+
+
+def day_groups(per_day: np.ndarray, max_events: int) -> list[range]:
+    """Consecutive day indexes grouped so that each group holds at most ``max_events`` events
+    (``per_day`` events of each day), a day with more alone; every day in exactly one group."""
+    groups: list[range] = []
+    start, total = 0, 0
+    for k, n in enumerate(per_day.tolist()):
+        if k > start and total + n > max_events:
+            groups.append(range(start, k))
+            start, total = k, 0
+        total += n
+    groups.append(range(start, len(per_day)))
+    return groups
+
+
+class _KeptIds:
+    """The event ids kept on the days validated so far (Arrow strings), for the exact lookup of
+    ids repeated on a later group's days."""
+
+    def __init__(self) -> None:
+        self._ids: list[pa.Array] = []
+
+    def add(self, ids: pd.Series) -> None:
+        if len(ids):
+            self._ids.append(_arrow_text(ids))
+
+    def contains(self, ids: pd.Series) -> np.ndarray:
+        if not self._ids or ids.empty:
+            return np.zeros(len(ids), dtype=bool)
+        found = pc.is_in(_arrow_text(ids), value_set=pa.chunked_array(self._ids))
+        return np.asarray(found.fill_null(False), dtype=bool)
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    out = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def _repeated_ids(selected: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """Quarantine rows (``row_index`` = position in ``selected``) for events whose id was kept
+    on an earlier group's day."""
+    ids = coerce_column(selected["event_id"].iloc[rows], "string")[0]
+    out = pd.DataFrame(
+        {
+            "table": "interactions",
+            "row_index": rows.astype("int64"),
+            "check": "unique",
+            "column": "event_id",
+            "reason": [f"event_id: duplicate {v!r} (first occurrence kept)" for v in ids],
+            "raw_row": [row_json(selected, int(r)) for r in rows],
+        },
+        columns=list(QUARANTINE_COLUMNS),
     )
+    return out.astype({c: "string" for c in QUARANTINE_COLUMNS if c != "row_index"})
 
 
 def split_by_day(
@@ -209,17 +389,19 @@ def _spark_type(values: pd.Series) -> str:
 def undated_interactions(interactions: pd.DataFrame, first_day: str, last_day: str) -> pd.DataFrame:
     """Quarantine rows (``QUARANTINE_COLUMNS``) of the events that belong to no daily partition:
     timestamp missing or unreadable, or its day outside ``[first_day, last_day]``."""
-    frame = conform(interactions.reset_index(drop=True), "interactions")
-    days = event_days(frame["timestamp"])
+    conform(interactions.iloc[:0], "interactions")  # a missing column fails here
+    days = event_days(interactions["timestamp"].reset_index(drop=True))
     missing = days.isna().to_numpy(dtype=bool)
     early = (days < first_day).fillna(False).to_numpy(dtype=bool)
     late = (days > last_day).fillna(False).to_numpy(dtype=bool)
     rows = np.flatnonzero(missing | early | late)
     if rows.size == 0:
         return empty_quarantine()
+    # only the undated rows are copied (the source may hold tens of millions)
+    frame = conform(interactions.iloc[rows].reset_index(drop=True), "interactions")
     reasons = []
-    for row in rows:
-        value = frame["timestamp"].iloc[row]
+    for k, row in enumerate(rows):
+        value = frame["timestamp"].iloc[k]
         if missing[row]:
             reasons.append(
                 f"timestamp: {value!r} is missing or unreadable, so the event belongs to no day"
@@ -240,7 +422,7 @@ def undated_interactions(interactions: pd.DataFrame, first_day: str, last_day: s
             "check": NO_PARTITION_CHECK,
             "column": "timestamp",
             "reason": reasons,
-            "raw_row": [row_json(frame, int(r)) for r in rows],
+            "raw_row": [row_json(frame, k) for k in range(len(rows))],
         },
         columns=list(QUARANTINE_COLUMNS),
     )

@@ -21,6 +21,7 @@ clicks: a personalized model beats popularity. No Python loop runs per event.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,10 @@ class SyntheticPreset:
     n_items: int
     n_interactions: int
     days: float
+    chunk_events: int = 0
+    """Above 0: the events are generated (and cached) in windows of about this many events, one
+    window at a time (``generate_preset_chunks``), so no more than one window is ever in memory;
+    0: all at once (``generate_preset``)."""
 
 
 PRESETS: dict[str, SyntheticPreset] = {
@@ -112,7 +117,13 @@ PRESETS: dict[str, SyntheticPreset] = {
     "wide": SyntheticPreset(n_users=1_500, n_items=6_000, n_interactions=60_000, days=120),
     "1m": SyntheticPreset(n_users=20_000, n_items=5_000, n_interactions=1_000_000, days=180),
     "10m": SyntheticPreset(n_users=200_000, n_items=20_000, n_interactions=10_000_000, days=365),
-    "50m": SyntheticPreset(n_users=1_000_000, n_items=50_000, n_interactions=50_000_000, days=365),
+    "50m": SyntheticPreset(
+        n_users=1_000_000,
+        n_items=50_000,
+        n_interactions=50_000_000,
+        days=365,
+        chunk_events=5_000_000,
+    ),
 }
 
 
@@ -251,11 +262,73 @@ def generate_synthetic(
 
 
 def generate_preset(preset: str = "small", seed: int = 42) -> SyntheticData:
-    """``generate_synthetic`` with the sizes of a named preset (``small``, ``1m``, ``10m``)."""
+    """``generate_synthetic`` with the sizes of a named preset (``small``, ``1m``, ``10m``); a
+    preset generated in windows (``chunk_events``) is its windows' events concatenated."""
+    p = _preset(preset)
+    if p.chunk_events:
+        chunked = generate_preset_chunks(preset, seed)
+        interactions = pd.concat(list(chunked.interactions), ignore_index=True)
+        tables = Phase1Tables(interactions, chunked.users, chunked.items)
+        return SyntheticData(tables=tables, ground_truth=chunked.ground_truth)
+    return generate_synthetic(p.n_users, p.n_items, p.n_interactions, seed=seed, days=p.days)
+
+
+@dataclass(frozen=True)
+class ChunkedData:
+    """A preset's users, items and truth, and its events as an iterator of time windows.
+
+    ``interactions`` yields each window's events (sorted by time within the window; a session
+    that starts near a window's end may run a few minutes into the next one) with ids ``e-0``,
+    ``e-1``, ... counting on across windows; session ids carry the window (``s-w3-17``).
+    """
+
+    users: pd.DataFrame
+    items: pd.DataFrame
+    ground_truth: GroundTruth
+    interactions: Iterator[pd.DataFrame]
+
+
+def generate_preset_chunks(preset: str, seed: int = 42) -> ChunkedData:
+    """A preset generated one window of about ``chunk_events`` events at a time (whole days), so
+    50 million events never sit in memory at once (all at once, the ``50m`` preset was killed at
+    an 18 GiB memory cap). Each window gets the share of the events that the whole period's
+    hourly intensity (daily and weekly cycles, one trend over the whole period) puts in it, and
+    its own random stream (``[seed, window]``); users and items are those of ``seed``."""
+    p = _preset(preset)
+    start = DEFAULT_START
+    rng = np.random.default_rng(seed)
+    gt, users, items = _ground_truth(rng, p.n_users, p.n_items, start, p.days)
+    windows = max(1, -(-p.n_interactions // max(1, p.chunk_events or p.n_interactions)))
+    cdf, hours = _hourly_cdf(start, p.days)
+    whole_days = int(np.ceil(p.days))
+    bounds_h = [min(hours, round(whole_days * k / windows) * 24) for k in range(windows + 1)]
+    counts = np.diff(np.rint(np.asarray(cdf)[bounds_h] * p.n_interactions).astype(np.int64))
+
+    def events() -> Iterator[pd.DataFrame]:
+        first_id = 0
+        for k in range(windows):
+            lo, hi = bounds_h[k], bounds_h[k + 1]
+            frame = _events(
+                gt,
+                np.random.default_rng([seed, k]),
+                int(counts[k]),
+                start + pd.Timedelta(hours=lo),
+                (hi - lo) / 24,
+                id_prefix="e-",
+                session_prefix=f"s-w{k}-",
+                first_id=first_id,
+                trend=(lo, hours),
+            )
+            first_id += len(frame)
+            yield frame
+
+    return ChunkedData(users=users, items=items, ground_truth=gt, interactions=events())
+
+
+def _preset(preset: str) -> SyntheticPreset:
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}; known: {', '.join(PRESETS)}")
-    p = PRESETS[preset]
-    return generate_synthetic(p.n_users, p.n_items, p.n_interactions, seed=seed, days=p.days)
+    return PRESETS[preset]
 
 
 def generate_batch(
@@ -392,11 +465,16 @@ def _events(
     days: float,
     id_prefix: str,
     session_prefix: str,
+    first_id: int = 0,
+    trend: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
+    """``n_events`` events in ``[start, start + days)``: ids ``id_prefix`` + ``first_id`` on;
+    ``trend`` (hours from the trend's start to ``start``, the trend's length in hours) places
+    the window on a longer period's trend (default: the window is the period)."""
     # Every view yields at least one row, so n_events views always suffice; the surplus is cut.
     n_views = n_events
     start_us = int(start.value // 1000)
-    cdf, hours = _hourly_cdf(start, days)
+    cdf, hours = _hourly_cdf(start, days, trend)
 
     # sessions: user (by activity over the time they are signed up), start time, length
     lo = _cdf_at(cdf, (gt.user_signup_us - start_us) / _US_PER_H)
@@ -466,7 +544,7 @@ def _events(
     n = len(view_idx)
     frame = pd.DataFrame(
         {
-            "event_id": _ids(id_prefix, np.arange(n)),
+            "event_id": _ids(id_prefix, first_id + np.arange(n)),
             "user_id": pd.array(gt.user_ids[v_user[view_idx]], dtype="string"),
             "item_id": pd.array(gt.item_ids[v_item[view_idx]], dtype="string"),
             "event_type": pd.array(event_types[stage], dtype="string"),
@@ -519,9 +597,14 @@ def _sample_items(gt: GroundTruth, rng: np.random.Generator, users: np.ndarray) 
     return items
 
 
-def _hourly_cdf(start: pd.Timestamp, days: float) -> tuple[np.ndarray, int]:
-    """CDF at hour boundaries (length hours + 1) of the daily x weekly x trend intensity."""
+def _hourly_cdf(
+    start: pd.Timestamp, days: float, trend_hours: tuple[int, int] | None = None
+) -> tuple[np.ndarray, int]:
+    """CDF at hour boundaries (length hours + 1) of the daily x weekly x trend intensity; the
+    trend rises over the window, or (``trend_hours`` = (offset, length)) over a longer period
+    the window starts ``offset`` hours into."""
     hours = max(1, int(np.ceil(days * 24)))
+    offset, span = trend_hours if trend_hours is not None else (0, hours)
     grid = start + pd.to_timedelta(np.arange(hours), unit="h")
     hod = grid.hour.to_numpy() + 0.5
     daily = (
@@ -530,7 +613,7 @@ def _hourly_cdf(start: pd.Timestamp, days: float) -> tuple[np.ndarray, int]:
         + 0.5 * np.exp(-((hod - 12.5) ** 2) / (2 * 1.5**2))
     )
     weekly = np.where(grid.dayofweek.to_numpy() >= 5, 1.3, 1.0)
-    trend = 1.0 + TREND * np.arange(hours) / hours
+    trend = 1.0 + TREND * (offset + np.arange(hours)) / span
     intensity = daily * weekly * trend
     cdf = np.concatenate([[0.0], np.cumsum(intensity)])
     return cdf / cdf[-1], hours
@@ -603,15 +686,18 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
     folder = cache_dir / f"{stem}{_generator_digest()}"
     names = ("interactions", "users", "items")
     if not all((folder / f"{n}.parquet").exists() for n in names):
-        tables = generate_preset(preset, seed=seed).tables
         cache_dir.mkdir(parents=True, exist_ok=True)
         # an incomplete folder, or one of an older generator, goes (10m is about 200 MB)
         for old in cache_dir.glob(f"{stem}*"):
             shutil.rmtree(old, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
         try:
-            for name in names:
-                tables.table(name).to_parquet(tmp / f"{name}.parquet", index=False)
+            if _preset(preset).chunk_events:
+                _write_chunked(generate_preset_chunks(preset, seed), tmp)
+            else:
+                tables = generate_preset(preset, seed=seed).tables
+                for name in names:
+                    tables.table(name).to_parquet(tmp / f"{name}.parquet", index=False)
             # another process may have got there first: its copy is the same data
             with contextlib.suppress(OSError):
                 tmp.rename(folder)
@@ -621,3 +707,23 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
     return Phase1Tables(
         **{n: read_parquet_frame(folder / f"{n}.parquet") for n in names}  # type: ignore[arg-type]
     )
+
+
+def _write_chunked(data: ChunkedData, folder: Path) -> None:
+    """The tables of a preset generated in windows, each window appended to
+    ``interactions.parquet`` as it is generated (so one window is in memory at a time)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data.users.to_parquet(folder / "users.parquet", index=False)
+    data.items.to_parquet(folder / "items.parquet", index=False)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in data.interactions:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(folder / "interactions.parquet", table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
