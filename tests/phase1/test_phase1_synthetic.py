@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from recs_assets.core.phase1.synthetic import (
     generate_preset,
     generate_preset_chunks,
     generate_synthetic,
+    preset_ground_truth,
     shifted_ground_truth,
 )
 from recs_assets.core.phase1.validation import validate_tables
@@ -281,3 +283,11 @@ def test_a_preset_generated_in_windows_is_one_valid_data_set(
 
     (folder,) = tmp_path.iterdir()
     assert pq.ParquetFile(folder / "interactions.parquet").metadata.num_row_groups == 5
+
+
+def test_a_presets_truth_without_its_events(small: SyntheticData) -> None:
+    truth = preset_ground_truth("small", seed=42)
+    for field in dataclasses.fields(GroundTruth):
+        a, b = getattr(truth, field.name), getattr(small.ground_truth, field.name)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=field.name)
+    assert not np.array_equal(preset_ground_truth("small", 43).user_taste, truth.user_taste)

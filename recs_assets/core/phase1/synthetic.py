@@ -325,6 +325,16 @@ def generate_preset_chunks(preset: str, seed: int = 42) -> ChunkedData:
     return ChunkedData(users=users, items=items, ground_truth=gt, interactions=events())
 
 
+def preset_ground_truth(preset: str, seed: int = 42) -> GroundTruth:
+    """The hidden truth of a preset (``generate_preset(preset, seed).ground_truth``) without
+    generating its events: what a later batch is drawn from (users and items come first from
+    the seed's stream, so they do not depend on the events)."""
+    p = _preset(preset)
+    return _ground_truth(np.random.default_rng(seed), p.n_users, p.n_items, DEFAULT_START, p.days)[
+        0
+    ]
+
+
 def _preset(preset: str) -> SyntheticPreset:
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}; known: {', '.join(PRESETS)}")
