@@ -43,8 +43,10 @@ from recs_assets.core.table_store import TableRef
 from recs_assets.platform.spark_resource import SparkResource
 
 # Local mode, 2 cores: DuckDB built every snapshot of 10 million events in 99 s where local Spark
-# took 1,202 s (docs/data_plane.md); 20 million is as far as that leaves room to spare.
-DUCKDB_MAX_EVENTS = 20_000_000
+# took 1,202 s (docs/data_plane.md). Local Spark runs on the same cores and disk, so on one
+# machine it never wins; DuckDB spills past its memory limit. The bound stops nothing that was
+# measured (50 million events, docs/data_plane.md): past it, use a cluster (RECS_SPARK_MASTER).
+DUCKDB_MAX_EVENTS = 1_000_000_000
 ENGINE_ENV = "RECS_FEATURE_ENGINE"
 
 
