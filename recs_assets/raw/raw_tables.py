@@ -12,7 +12,7 @@ quarantined (for interactions: of the run's days), so nothing downstream runs on
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import pandas as pd
@@ -34,6 +34,7 @@ from pydantic import Field
 
 from recs_assets.core.phase1.daily import (
     DAY_CHUNK_EVENTS,
+    DayValidation,
     StreamedDays,
     iter_validated_days,
     undated_interactions,
@@ -189,34 +190,34 @@ def daily_interactions(
     events = phase1.load().interactions
     engine = "spark" if use_spark(config, spark.resolved_master(), len(events)) else "pandas"
     context.log.info(f"validating {len(days)} day(s) with {engine}")
-    with spark.failing_with_cause("raw_interactions"):
-        # validated a group of days at a time, each group's days written (by the IO manager,
-        # as it takes them) before the next is validated: the driver holds one group's work
-        stream = StreamedDays(
-            iter_validated_days(
-                events,
-                raw_users,
-                raw_items,
-                days,
-                now,
-                phase1.contract(),
-                spark=spark.get_session() if engine == "spark" else None,
-                chunk_events=config.chunk_events,
-            ),
+
+    # validated a group of days at a time, each group's days written (by the IO manager, as it
+    # takes them) before the next is validated: the driver holds one group's work
+    def groups() -> Iterator[DayValidation]:
+        return iter_validated_days(
+            events,
+            raw_users,
+            raw_items,
             days,
+            now,
+            phase1.contract(),
+            spark=spark.get_session() if engine == "spark" else None,
+            chunk_events=config.chunk_events,
         )
-        span = days[0] if len(days) == 1 else f"{days[0]}...{days[-1]}"
-        yield Output(
-            PartitionedFrame(stream.valid),
-            output_name="raw_interactions",
-            metadata={
-                "days": span,
-                "engine": engine,
-                "source": f"{phase1.kind}:{phase1.path or phase1.preset}",
-                "preview": MetadataValue.md(_markdown(stream.peek())),
-            },
-        )
-        stream.finish()
+
+    stream = StreamedDays(_failing_with_cause(spark, groups), days)
+    span = days[0] if len(days) == 1 else f"{days[0]}...{days[-1]}"
+    yield Output(
+        PartitionedFrame(stream.valid),
+        output_name="raw_interactions",
+        metadata={
+            "days": span,
+            "engine": engine,
+            "source": f"{phase1.kind}:{phase1.path or phase1.preset}",
+            "preview": MetadataValue.md(_markdown(stream.peek())),
+        },
+    )
+    stream.finish()
     quarantine = pd.concat(list(stream.quarantine.values()), ignore_index=True)
     share = stream.rejected_rows / stream.rows_in if stream.rows_in else 0.0
     yield Output(
@@ -251,6 +252,16 @@ def daily_interactions(
         f"{span}: {stream.valid_rows}/{stream.rows_in} events valid over {len(days)} day(s), "
         f"validated in {stream.groups} group(s)"
     )
+
+
+def _failing_with_cause(
+    spark: SparkResource, groups: Callable[[], Iterator[DayValidation]]
+) -> Iterator[DayValidation]:
+    """The groups (and the Spark session they start), each validated under
+    ``failing_with_cause``: they are computed as the IO manager writes the days, outside the
+    asset's own frame, and a dead Spark driver must still fail the step with its cause."""
+    with spark.failing_with_cause("raw_interactions"):
+        yield from groups()
 
 
 def content_version(frame: pd.DataFrame) -> DataVersion:

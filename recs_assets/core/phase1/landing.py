@@ -75,9 +75,8 @@ def append_batches(
     Returns ``(merged, n_new, n_duplicates)``: rows whose ``event_id`` is already in ``existing``
     or earlier in the batches are dropped and counted as duplicates; the first occurrence wins.
     ``existing`` comes first, unchanged (returned as it is when there is no batch); new rows
-    follow in batch order. Idempotent: appending the
-    same batches to the result adds nothing. A batch row with no ``event_id`` is an error (it
-    could never be deduplicated).
+    follow in batch order. Idempotent: appending the same batches to the result adds nothing. A
+    batch row with no ``event_id`` is an error (it could never be deduplicated).
     """
     if not batches:  # no copy: the source may hold tens of millions of events
         return existing, 0, 0
