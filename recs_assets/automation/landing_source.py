@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests
-from recs_assets.core.phase1.landing import IngestStats, default_landing_dir, with_landed
+from recs_assets.core.phase1.event_rows import ConcatRows, EventRows, FrameRows
+from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests, forgotten_mask
+from recs_assets.core.phase1.landing import (
+    IngestStats,
+    default_landing_dir,
+    new_events,
+    read_batches,
+    with_landed,
+)
+from recs_assets.core.phase1.privacy import pseudonymize_series
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.raw.source_resource import Phase1Source
 
@@ -35,3 +43,17 @@ class LandedPhase1Source(Phase1Source):
     def load(self) -> Phase1Tables:
         """The three tables with landed interactions appended (deduplicated on event_id)."""
         return self.load_with_stats()[0]
+
+    def event_rows(self) -> EventRows:
+        """``load()``'s interactions as rows (same positions): the base source's rows, then the
+        landed events that are new, without forgotten users' rows; the base is not read whole
+        (its event ids are, to deduplicate the batches)."""
+        base = super().event_rows()
+        batches = read_batches(self.landing_path())
+        if not batches:
+            return base
+        if self.kind != "synthetic":
+            batches = [b.assign(user_id=pseudonymize_series(b["user_id"])) for b in batches]
+        new, _ = new_events(base.column("event_id") if len(base) else None, batches)
+        new = new[~forgotten_mask(new["user_id"], forget_requests().digests()).to_numpy()]
+        return ConcatRows([base, FrameRows(new.reset_index(drop=True))]) if len(new) else base

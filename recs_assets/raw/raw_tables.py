@@ -39,7 +39,6 @@ from recs_assets.core.phase1.daily import (
     iter_validated_days,
     undated_interactions,
 )
-from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.validation import TableStats, rejected_share, validate_tables
 from recs_assets.core.table_store import PartitionedFrame
 from recs_assets.platform.spark_resource import SparkResource
@@ -115,10 +114,7 @@ def raw_tables(
     """Validated users and items and the quarantine of the rows no partition holds, from the
     ``phase1`` source."""
     now = pd.Timestamp(config.now) if config.now else pd.Timestamp.now(tz="UTC")
-    source = phase1.load()
-    dimensions = Phase1Tables(
-        interactions=source.interactions.iloc[0:0], users=source.users, items=source.items
-    )
+    dimensions = phase1.load_dimensions()
     result = validate_tables(dimensions, now=now, contract=phase1.contract())
     for table, key in RAW_ASSETS.items():
         frame = result.tables.table(table)
@@ -128,7 +124,8 @@ def raw_tables(
             metadata=_table_metadata(frame, result.stats[table], phase1),
             data_version=content_version(frame),
         )
-    undated = undated_interactions(source.interactions, *partition_bounds())
+    # the events' timestamps, and the rows of the undated ones, are all that is read of them
+    undated = undated_interactions(phase1.event_rows(), *partition_bounds())
     quarantine = pd.concat([result.quarantine, undated], ignore_index=True)
     yield Output(
         quarantine,
@@ -187,7 +184,8 @@ def daily_interactions(
     """The events of the run's days, validated against the valid users and items."""
     now = pd.Timestamp(config.now) if config.now else pd.Timestamp.now(tz="UTC")
     days = list(context.partition_keys)
-    events = phase1.load().interactions
+    # the source's timestamps, then the rows of one group of days at a time
+    events = phase1.event_rows()
     engine = "spark" if use_spark(config, spark.resolved_master(), len(events)) else "pandas"
     context.log.info(f"validating {len(days)} day(s) with {engine}")
 

@@ -7,16 +7,20 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 from dagster import ConfigurableResource
 
 from recs_assets.core.paths import data_subdir
-from recs_assets.core.phase1.files import read_tables
-from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests
+from recs_assets.core.phase1.event_rows import EventRows, FrameRows, ParquetRows
+from recs_assets.core.phase1.files import read_parquet_frame, read_tables
+from recs_assets.core.phase1.forgetting import drop_forgotten, forget_requests, forgotten_mask
 from recs_assets.core.phase1.movielens import load_movielens
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.core.phase1.source_contract import SourceContract
-from recs_assets.core.phase1.synthetic import PRESETS, cached_preset
+from recs_assets.core.phase1.synthetic import PRESETS, cached_preset, cached_preset_folder
 
 SOURCE_ENV = "RECS_SOURCE"
 SOURCE_KINDS: tuple[str, ...] = ("synthetic", "files", "movielens")
@@ -59,12 +63,46 @@ class Phase1Source(ConfigurableResource):
         tables, _ = drop_forgotten(self._load_source(), forget_requests().digests())
         return tables
 
+    def load_dimensions(self) -> Phase1Tables:
+        """``load()``'s users and items, with no interactions (the synthetic source's events
+        are not read)."""
+        if self.kind != "synthetic":
+            tables = self.load()
+            return replace(tables, interactions=tables.interactions.iloc[0:0])
+        folder = self._synthetic_folder()
+        tables = Phase1Tables(
+            interactions=ParquetRows(folder / "interactions.parquet").take(np.arange(0)),
+            users=read_parquet_frame(folder / "users.parquet"),
+            items=read_parquet_frame(folder / "items.parquet"),
+        )
+        return drop_forgotten(tables, forget_requests().digests())[0]
+
+    def event_rows(self) -> EventRows:
+        """``load()``'s interactions as rows (same positions): the synthetic source's Parquet
+        file read a column or a few row groups at a time (``event_rows.ParquetRows``, without
+        forgotten users' rows), the other kinds' frame in memory."""
+        if self.kind != "synthetic":
+            return FrameRows(self.load().interactions)
+        path = self._synthetic_folder() / "interactions.parquet"
+        digests = forget_requests().digests()
+        if not digests:
+            return ParquetRows(path)
+        users = ParquetRows(path).column("user_id")
+        return ParquetRows(path, keep=np.flatnonzero(~forgotten_mask(users, digests).to_numpy()))
+
+    def _synthetic_folder(self) -> Path:
+        self._check_preset()
+        return cached_preset_folder(self.preset, self.seed, data_subdir("sources"))
+
+    def _check_preset(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(
+                f"unknown synthetic preset {self.preset!r}; known: {', '.join(PRESETS)}"
+            )
+
     def _load_source(self) -> Phase1Tables:
         if self.kind == "synthetic":
-            if self.preset not in PRESETS:
-                raise ValueError(
-                    f"unknown synthetic preset {self.preset!r}; known: {', '.join(PRESETS)}"
-                )
+            self._check_preset()
             # generated once per data dir (``sources/``), read back afterwards
             return cached_preset(self.preset, self.seed, data_subdir("sources"))
         if self.kind in ("files", "movielens"):

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
+from recs_assets.core.phase1.event_rows import EventRows, FrameRows
 from recs_assets.core.phase1.schema import Phase1Tables, conform
 from recs_assets.core.phase1.source_contract import SourceContract
 from recs_assets.core.phase1.validation import (
@@ -109,7 +110,7 @@ before the next is read, so the driver holds one group's work, not the run's."""
 
 
 def validate_days(
-    interactions: pd.DataFrame,
+    interactions: pd.DataFrame | EventRows,
     users: pd.DataFrame,
     items: pd.DataFrame,
     days: Sequence[str],
@@ -138,7 +139,7 @@ def validate_days(
 
 
 def iter_validated_days(
-    interactions: pd.DataFrame,
+    interactions: pd.DataFrame | EventRows,
     users: pd.DataFrame,
     items: pd.DataFrame,
     days: Sequence[str],
@@ -157,15 +158,16 @@ def iter_validated_days(
     wanted = list(days)
     if not wanted:
         raise ValueError("validate_days: no day asked for")
-    conform(interactions.iloc[:0], "interactions")  # a missing column fails before any work
-    day_of = event_days(interactions["timestamp"].reset_index(drop=True))
+    rows = as_rows(interactions)
+    conform(rows.take(np.arange(0)), "interactions")  # a missing column fails before any work
+    day_of = event_days(rows.column("timestamp"))
     codes = pd.Categorical(day_of.astype(object), categories=wanted).codes
     per_day = np.bincount(codes[codes >= 0], minlength=len(wanted))
     seen = _KeptIds()
     for group in day_groups(per_day, chunk_events):
         group_days = wanted[group.start : group.stop]
         positions = np.flatnonzero((codes >= group.start) & (codes < group.stop))
-        selected = conform(interactions.iloc[positions].reset_index(drop=True), "interactions")
+        selected = conform(rows.take(positions), "interactions")
         again = seen.contains(coerce_column(selected["event_id"], "string")[0])
         repeats = _repeated_ids(selected, np.flatnonzero(again))
         selected = selected[~again].reset_index(drop=True)
@@ -265,6 +267,11 @@ class _ValidDays(Mapping[str, pd.DataFrame]):
 
     def __len__(self) -> int:
         return len(self._stream.days)
+
+
+def as_rows(interactions: pd.DataFrame | EventRows) -> EventRows:
+    """A frame as ``FrameRows``; rows as they are."""
+    return FrameRows(interactions) if isinstance(interactions, pd.DataFrame) else interactions
 
 
 def day_groups(per_day: np.ndarray, max_events: int) -> list[range]:
@@ -393,11 +400,15 @@ def _spark_type(values: pd.Series) -> str:
     return "string"
 
 
-def undated_interactions(interactions: pd.DataFrame, first_day: str, last_day: str) -> pd.DataFrame:
+def undated_interactions(
+    interactions: pd.DataFrame | EventRows, first_day: str, last_day: str
+) -> pd.DataFrame:
     """Quarantine rows (``QUARANTINE_COLUMNS``) of the events that belong to no daily partition:
-    timestamp missing or unreadable, or its day outside ``[first_day, last_day]``."""
-    conform(interactions.iloc[:0], "interactions")  # a missing column fails here
-    days = event_days(interactions["timestamp"].reset_index(drop=True))
+    timestamp missing or unreadable, or its day outside ``[first_day, last_day]``. Reads the
+    timestamps and the undated rows only."""
+    events = as_rows(interactions)
+    conform(events.take(np.arange(0)), "interactions")  # a missing column fails here
+    days = event_days(events.column("timestamp"))
     missing = days.isna().to_numpy(dtype=bool)
     early = (days < first_day).fillna(False).to_numpy(dtype=bool)
     late = (days > last_day).fillna(False).to_numpy(dtype=bool)
@@ -405,7 +416,7 @@ def undated_interactions(interactions: pd.DataFrame, first_day: str, last_day: s
     if rows.size == 0:
         return empty_quarantine()
     # only the undated rows are copied (the source may hold tens of millions)
-    frame = conform(interactions.iloc[rows].reset_index(drop=True), "interactions")
+    frame = conform(events.take(rows), "interactions")
     reasons = []
     for k, row in enumerate(rows):
         value = frame["timestamp"].iloc[k]

@@ -80,21 +80,7 @@ def append_batches(
     """
     if not batches:  # no copy: the source may hold tens of millions of events
         return existing, 0, 0
-    incoming = pd.concat(batches, ignore_index=True)
-    if "event_id" not in incoming.columns:
-        raise ValueError("landing batches have no event_id column")
-    missing = int(incoming["event_id"].isna().sum())
-    if missing:
-        raise ValueError(f"{missing} landed row(s) have no event_id; every event needs one")
-    # ids compared as text, in Arrow (the sources are read so), by pyarrow's hash lookup against
-    # the existing column: a Python set of 10M ids took 13 s, pandas' isin on Arrow strings 50 s
-    text = pd.StringDtype("pyarrow")
-    ids = incoming["event_id"].astype(text)
-    keep = ~ids.duplicated(keep="first").to_numpy()
-    if len(existing):
-        seen = _arrow(existing["event_id"].astype(text))
-        keep &= ~np.asarray(pc.is_in(_arrow(ids), value_set=seen).fill_null(False))
-    new = incoming[keep]
+    new, n_dup = new_events(existing["event_id"] if len(existing) else None, batches)
     # Types are not coerced here (CSV batches hold strings): the raw assets' validation coerces
     # and quarantines, exactly as for the base tables.
     merged = (
@@ -102,7 +88,32 @@ def append_batches(
         if len(existing)
         else new.reset_index(drop=True)
     )
-    return merged, len(new), int((~keep).sum())
+    return merged, len(new), n_dup
+
+
+def new_events(
+    existing_ids: pd.Series | None, batches: list[pd.DataFrame]
+) -> tuple[pd.DataFrame, int]:
+    """The rows of ``batches`` whose ``event_id`` is neither among ``existing_ids`` nor earlier
+    in the batches (index 0..k-1), and how many were dropped (``append_batches``' rule)."""
+    incoming = pd.concat(batches, ignore_index=True)
+    if "event_id" not in incoming.columns:
+        raise ValueError("landing batches have no event_id column")
+    missing = int(incoming["event_id"].isna().sum())
+    if missing:
+        raise ValueError(f"{missing} landed row(s) have no event_id; every event needs one")
+    # ids compared as text, in Arrow (the sources are read so), by pyarrow's hash lookups: a
+    # Python set of 10M ids took 13 s, pandas' isin on Arrow strings 50 s. The existing ids
+    # are probed against a hash of the batches' (hashing 44M ids took 18.7 s, probing 4.7 s).
+    text = pd.StringDtype("pyarrow")
+    ids = incoming["event_id"].astype(text)
+    keep = ~ids.duplicated(keep="first").to_numpy()
+    if existing_ids is not None and len(existing_ids):
+        seen = _arrow(existing_ids.astype(text))
+        landed = _arrow(ids)
+        again = seen.filter(pc.is_in(seen, value_set=landed))
+        keep &= ~np.asarray(pc.is_in(landed, value_set=again).fill_null(False))
+    return incoming[keep].reset_index(drop=True), int((~keep).sum())
 
 
 @dataclass(frozen=True)

@@ -681,10 +681,10 @@ def _generator_digest() -> str:
     return digest.hexdigest()
 
 
-def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
-    """``generate_preset(preset, seed).tables``, generated once into ``cache_dir`` as Parquet and
-    read back, on the first run too (``files.read_parquet_frame``: text as Arrow-backed
-    strings; on ``10m`` generating takes about 100 s, reading a few seconds). The folder is
+def cached_preset_folder(preset: str, seed: int, cache_dir: Path) -> Path:
+    """The folder of ``generate_preset(preset, seed).tables`` as Parquet (``interactions``,
+    ``users``, ``items``), generated once into ``cache_dir`` (on ``10m`` generating takes about
+    100 s, reading a few seconds; ``50m`` is written a window at a time). The folder is
     named by the preset, the seed and a digest of the generator's code, so a changed generator
     never serves stale data; it is written beside and renamed into place, so two
     processes generating at once never read a half-written cache."""
@@ -713,7 +713,14 @@ def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
                 tmp.rename(folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    # read back also after generating: every run sees the same types (Arrow-backed strings)
+    return folder
+
+
+def cached_preset(preset: str, seed: int, cache_dir: Path) -> Phase1Tables:
+    """The three tables of ``cached_preset_folder`` read back (on the first run too, so every run
+    sees the same types: Arrow-backed strings)."""
+    folder = cached_preset_folder(preset, seed, cache_dir)
+    names = ("interactions", "users", "items")
     return Phase1Tables(
         **{n: read_parquet_frame(folder / f"{n}.parquet") for n in names}  # type: ignore[arg-type]
     )
