@@ -17,7 +17,7 @@ def partition_range_command() -> None:
     from recs_assets.raw.source_resource import SOURCE_ENV
 
     source = LandedPhase1Source.from_spec(os.environ.get(SOURCE_ENV, "") or "synthetic")
-    days = day_range(event_days(source.load().interactions["timestamp"]))
+    days = day_range(event_days(source.event_rows().column("timestamp")))  # the one column
     clipped = clip_to_bounds(*days) if days else None
     if clipped is None:
         raise click.ClickException(
