@@ -143,11 +143,7 @@ def test_days_validated_in_groups_equal_one_pass_on_the_bad_rows_fixture(
     )
     assert len(groups) > 15  # about 100,000 events in groups of whole days up to 5,000
     assert all(len(g.valid) == 1 or g.rows_in <= 5_000 for g in groups)
-    merged = DayValidation(
-        valid={d: f for g in groups for d, f in g.valid.items()},
-        quarantine={d: f for g in groups for d, f in g.quarantine.items()},
-        rows_in=sum(g.rows_in for g in groups),
-    )
+    merged = DayValidation.joined(groups)
     _same_days(merged, one)
     bad = pd.concat(list(merged.quarantine.values()))
     # the undated rows ("yesterday") are in no day; every other injected row is found

@@ -15,7 +15,7 @@ interactions table, whichever day range validated it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +102,16 @@ class DayValidation:
     def rejected_rows(self) -> int:
         return sum(len(f) for f in self.quarantine.values())
 
+    @staticmethod
+    def joined(groups: Iterable[DayValidation]) -> DayValidation:
+        """Groups of days (``iter_validated_days``) as one validation of all their days."""
+        parts = list(groups)
+        return DayValidation(
+            valid={d: f for p in parts for d, f in p.valid.items()},
+            quarantine={d: f for p in parts for d, f in p.quarantine.items()},
+            rows_in=sum(p.rows_in for p in parts),
+        )
+
 
 DAY_CHUNK_EVENTS = 4_000_000
 """Most events validated at once in a run over many days: the days are validated in groups of
@@ -128,13 +138,8 @@ def validate_days(
     (``iter_validated_days``), so a range run over all days finds them all and a one-day run
     those within its day. All days at once; ``iter_validated_days`` hands them out in groups.
     """
-    parts = list(
+    return DayValidation.joined(
         iter_validated_days(interactions, users, items, days, now, contract, spark, chunk_events)
-    )
-    return DayValidation(
-        valid={d: f for p in parts for d, f in p.valid.items()},
-        quarantine={d: f for p in parts for d, f in p.quarantine.items()},
-        rows_in=sum(p.rows_in for p in parts),
     )
 
 
