@@ -13,7 +13,6 @@ from recs_assets.core.phase1.landing import (
     read_batches,
     with_landed,
 )
-from recs_assets.core.phase1.privacy import pseudonymize_series
 from recs_assets.core.phase1.schema import Phase1Tables
 from recs_assets.raw.source_resource import Phase1Source
 
@@ -45,15 +44,16 @@ class LandedPhase1Source(Phase1Source):
         return self.load_with_stats()[0]
 
     def event_rows(self) -> EventRows:
-        """``load()``'s interactions as rows (same positions): the base source's rows, then the
-        landed events that are new, without forgotten users' rows; the base is not read whole
-        (its event ids are, to deduplicate the batches)."""
+        """``load()``'s interactions as rows (same positions): the synthetic base's rows, then
+        the landed events that are new, without forgotten users' rows; the base is not read
+        whole (its event ids are, to deduplicate the batches). Synthetic ids are pseudonymous
+        already; a ``files`` or MovieLens source is read whole (``load()``)."""
+        if self.kind != "synthetic":  # read whole anyway (small data): the landed frame
+            return FrameRows(self.load().interactions)
         base = super().event_rows()
         batches = read_batches(self.landing_path())
         if not batches:
             return base
-        if self.kind != "synthetic":
-            batches = [b.assign(user_id=pseudonymize_series(b["user_id"])) for b in batches]
         new, _ = new_events(base.column("event_id") if len(base) else None, batches)
         new = new[~forgotten_mask(new["user_id"], forget_requests().digests()).to_numpy()]
         return ConcatRows([base, FrameRows(new.reset_index(drop=True))]) if len(new) else base
