@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recs_assets.core.models.base import InteractionMatrix, RecommenderError
+from recs_assets.core.models._helpers import sequence_windows
+from recs_assets.core.models.base import InteractionMatrix, RecommenderError, SideInfo
 from recs_assets.core.models.ease import EASERecommender
 from recs_assets.core.models.rp3beta import RP3betaRecommender, prune_rows
 
@@ -101,3 +102,50 @@ def test_ease_refuses_a_catalog_its_dense_matrices_cannot_hold() -> None:
     assert EASERecommender(max_memory_gb=0.01).fit(_matrix(X)).B_.shape == (400, 400)
     with pytest.raises(RecommenderError, match="max_memory_gb must be >= 0"):
         EASERecommender(max_memory_gb=-1)
+
+
+def test_sequence_windows_cut_each_users_history_in_time_order() -> None:
+    # user 0 has 6 interactions whose days order the items 4, 0, 5, 2, 1, 3; user 1 has two;
+    # user 2 none. Windows of 4 overlap by half (stride 2): user 0 gets positions 0-3 and 2-5.
+    days = np.zeros((3, 6))
+    days[0, [4, 0, 5, 2, 1, 3]] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    days[1, [3, 1]] = [7.0, 7.0]  # a tie in time: ordered by item index
+    w = sequence_windows(sp.csr_matrix(days), sp.csr_matrix(days > 0), 4).toarray()
+    expected = np.zeros((3, 6))
+    expected[0, [4, 0, 5, 2]] = 1
+    expected[1, [5, 2, 1, 3]] = 1
+    expected[2, [1, 3]] = 1
+    np.testing.assert_array_equal(w, expected)
+    # only the entries of the mask count: the part a model is fitted on
+    mask = days > 0
+    mask[0, 5] = False
+    w = sequence_windows(sp.csr_matrix(days), sp.csr_matrix(mask), 4).toarray()
+    assert w[:, 5].sum() == 0 and w[0, [4, 0, 2, 1]].sum() == 4
+    with pytest.raises(RecommenderError, match="length >= 2"):
+        sequence_windows(sp.csr_matrix(days), sp.csr_matrix(mask), 1)
+
+
+def test_windowed_ease_adds_the_windows_gram_matrix() -> None:
+    # With windows, G = X^T X + weight * W^T W: the same per-column ridge reference, on that G.
+    rng = np.random.default_rng(4)
+    X = _random_dense(4)
+    days = sp.csr_matrix(X * rng.random(X.shape) * 100)
+    lam, weight = 3.0, 2.0
+    model = EASERecommender(lam=lam, window=4, window_weight=weight)
+    model.fit(_matrix(X), SideInfo(interaction_days=days))
+    W = sequence_windows(days, sp.csr_matrix(X), 4).toarray()
+    assert model.windows_ == W.shape[0] > X.shape[0]
+    G = X.T @ X + weight * W.T @ W
+    n = X.shape[1]
+    expected = np.zeros((n, n))
+    for j in range(n):
+        others = [i for i in range(n) if i != j]
+        A = G[np.ix_(others, others)] + lam * np.eye(n - 1)
+        expected[others, j] = np.linalg.solve(A, G[others, j])
+    np.testing.assert_allclose(model.B_, expected, atol=1e-5)
+    # without interaction days it is plain EASE, and says so
+    plain = EASERecommender(lam=lam, window=4).fit(_matrix(X))
+    assert plain.windows_ == 0
+    np.testing.assert_allclose(plain.B_, EASERecommender(lam=lam).fit(_matrix(X)).B_)
+    with pytest.raises(RecommenderError, match="window must be 0"):
+        EASERecommender(window=1)

@@ -40,6 +40,43 @@ def days_on(days: sp.spmatrix, mask: sp.spmatrix) -> sp.csr_matrix:
     return out
 
 
+def sequence_windows(days: sp.spmatrix, mask: sp.spmatrix, length: int) -> sp.csr_matrix:
+    """Each user's interactions in time order, cut into windows of ``length`` consecutive
+    interactions overlapping by half (stride ``max(length // 2, 1)``; the last may be shorter):
+    one binary row per window, ``n_items`` columns. Only the entries ``mask`` stores count (the
+    training part a model is fitted on); ties in time are ordered by item index.
+
+    Items rated in one sitting sit close together in the windows: an item-item model fitted on
+    them learns what is consumed together, which the user-by-item matrix blurs over a history.
+    """
+    if length < 2:
+        raise RecommenderError(f"sequence windows need length >= 2, got {length}")
+    d = days_on(days, sp.csr_matrix(mask) != 0).tocoo()
+    n_items = d.shape[1]
+    if d.nnz == 0:
+        return sp.csr_matrix((0, n_items))
+    order = np.lexsort((d.col, d.data, d.row))
+    users, items = d.row[order], d.col[order]
+    counts = np.bincount(users, minlength=d.shape[0])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(users)) - starts[users]
+    stride = max(length // 2, 1)
+    # windows start every ``stride`` positions until one reaches the end of the sequence
+    n_windows = np.where(counts > 0, np.ceil(np.maximum(counts - length, 0) / stride) + 1, 0)
+    n_windows = n_windows.astype(np.int64)
+    first = np.concatenate([[0], np.cumsum(n_windows)[:-1]])
+    rows, cols = [], []
+    for j in range(-(-length // stride)):
+        k = pos // stride - j
+        ok = (k >= 0) & (pos < k * stride + length) & (k < n_windows[users])
+        rows.append(first[users[ok]] + k[ok])
+        cols.append(items[ok])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    out = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(int(n_windows.sum()), n_items))
+    out.data[:] = 1.0  # an item twice in a window (never, with one day per pair) counts once
+    return out
+
+
 def check_finite(name: str, what: str, arr: np.ndarray) -> None:
     """Raise ``RecommenderError`` when ``arr`` holds NaN or inf (a diverged fit)."""
     if not np.all(np.isfinite(arr)):

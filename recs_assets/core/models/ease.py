@@ -12,7 +12,13 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
-from recs_assets.core.models._helpers import check_finite, csr_from_state, csr_state, positive
+from recs_assets.core.models._helpers import (
+    check_finite,
+    csr_from_state,
+    csr_state,
+    positive,
+    sequence_windows,
+)
 from recs_assets.core.models.base import InteractionMatrix, Recommender, RecommenderError, SideInfo
 
 # float64 Gram matrix, its inverse and B while fitting, plus the float32 B that is kept
@@ -38,14 +44,26 @@ class EASERecommender(Recommender):
 
     name = "ease"
 
-    def __init__(self, lam: float = 600.0, binary: bool = True, max_memory_gb: float = 0.0) -> None:
+    def __init__(
+        self,
+        lam: float = 600.0,
+        binary: bool = True,
+        max_memory_gb: float = 0.0,
+        window: int = 0,
+        window_weight: float = 1.0,
+    ) -> None:
         super().__init__()
-        positive(self.name, lam=lam)
+        positive(self.name, lam=lam, window_weight=window_weight)
+        if window < 0 or window == 1:
+            raise RecommenderError(f"{self.name}: window must be 0 (off) or >= 2, got {window}")
         if max_memory_gb < 0:
             raise RecommenderError(f"{self.name}: max_memory_gb must be >= 0, got {max_memory_gb}")
         self.lam = float(lam)
         self.binary = bool(binary)
         self.max_memory_gb = float(max_memory_gb)
+        self.window = int(window)
+        self.window_weight = float(window_weight)
+        self.windows_ = 0  # sequence windows the fit added (0: none, or no interaction days)
         self.B_: np.ndarray = np.empty((0, 0), dtype=np.float32)
         self.X_: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
 
@@ -57,6 +75,12 @@ class EASERecommender(Recommender):
             X = X.copy()
             X.data[:] = 1.0
         G = (X.T @ X).toarray()
+        days = None if side is None else side.interaction_days
+        self.windows_ = 0
+        if self.window and days is not None and days.shape == X.shape:
+            W = sequence_windows(days, X, self.window)
+            G += self.window_weight * (W.T @ W).toarray()
+            self.windows_ = W.shape[0]
         G[np.diag_indices_from(G)] += self.lam
         P = np.linalg.inv(G)
         B = -P / np.diag(P)[None, :]
@@ -90,7 +114,13 @@ class EASERecommender(Recommender):
         return self.B_.T
 
     def params(self) -> dict[str, Any]:
-        return {"lam": self.lam, "binary": self.binary, "max_memory_gb": self.max_memory_gb}
+        return {
+            "lam": self.lam,
+            "binary": self.binary,
+            "max_memory_gb": self.max_memory_gb,
+            "window": self.window,
+            "window_weight": self.window_weight,
+        }
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"B": self.B_, **csr_state("X", self.X_)}
