@@ -206,3 +206,25 @@ def test_carry_plan() -> None:
     assert carry_plan(previous, current, t0 - timedelta(seconds=1)) is None  # newest moved back
     other = BuildInputs(days=current.days, tables={"users": "v"}, settings="s")
     assert carry_plan(previous, other, later) is None  # the users table changed
+
+
+def test_on_days_picks_the_rows_of_those_utc_days() -> None:
+    # the ranges select exactly what formatting each timestamp's UTC day would, midnight included
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE TABLE t AS SELECT TIMESTAMPTZ '2024-02-26 00:00:00+00' + i * INTERVAL 37 MINUTE "
+        "AS timestamp FROM range(0, 400) r(i) UNION ALL "
+        "SELECT TIMESTAMPTZ '2024-03-01 00:00:00+00' UNION ALL "
+        "SELECT TIMESTAMPTZ '2024-02-29 23:59:59.999999+00'"
+    )
+    for days in ([], ["2024-02-29"], ["2024-02-28", "2024-03-01", "2024-02-29"], ["2024-03-02"]):
+        wanted = ", ".join(duck.lit(d) for d in days) or "NULL"
+        got = con.execute(f"SELECT timestamp FROM t WHERE {duck.on_days(days)} ORDER BY 1")
+        got_rows = got.fetchall()
+        expected = con.execute(
+            f"SELECT timestamp FROM t WHERE strftime(timestamp, '%Y-%m-%d') IN ({wanted}) ORDER BY 1"
+        ).fetchall()
+        assert got_rows == expected and (got_rows or not days or "2024-03-02" in days), days
