@@ -28,6 +28,18 @@ def _random_dense(seed: int, shape: tuple[int, int] = (30, 12), p: float = 0.3) 
     return dense
 
 
+def _ridge_per_column(G: np.ndarray, lam: float) -> np.ndarray:
+    """B with diag(B) = 0, column by column: the ridge regression of item j on the others, from
+    the Gram matrix ``G`` (the slow, obvious reference)."""
+    n = G.shape[0]
+    expected = np.zeros((n, n))
+    for j in range(n):
+        others = [i for i in range(n) if i != j]
+        A = G[np.ix_(others, others)] + lam * np.eye(n - 1)
+        expected[others, j] = np.linalg.solve(A, G[others, j])
+    return expected
+
+
 def test_ease_hand_example() -> None:
     # Items 0 and 1 always co-occur, item 2 is alone. G = X^T X = [[2,2,0],[2,2,0],[0,0,1]].
     # Column 0 is the ridge regression of x_0 on (x_1, x_2) with lambda 1:
@@ -46,14 +58,7 @@ def test_ease_matches_per_column_ridge_loop() -> None:
     X = _random_dense(1)
     lam = 3.0
     model = EASERecommender(lam=lam).fit(_matrix(X))
-    n = X.shape[1]
-    G = X.T @ X
-    expected = np.zeros((n, n))
-    for j in range(n):
-        others = [i for i in range(n) if i != j]
-        A = G[np.ix_(others, others)] + lam * np.eye(n - 1)
-        expected[others, j] = np.linalg.solve(A, G[others, j])
-    np.testing.assert_allclose(model.B_, expected, atol=1e-5)
+    np.testing.assert_allclose(model.B_, _ridge_per_column(X.T @ X, lam), atol=1e-5)
 
 
 def test_rp3beta_matches_random_walk_loop() -> None:
@@ -135,13 +140,7 @@ def test_windowed_ease_adds_the_windows_gram_matrix() -> None:
     model.fit(_matrix(X), SideInfo(interaction_days=days))
     W = sequence_windows(days, sp.csr_matrix(X), 4).toarray()
     assert model.windows_ == W.shape[0] > X.shape[0]
-    G = X.T @ X + weight * W.T @ W
-    n = X.shape[1]
-    expected = np.zeros((n, n))
-    for j in range(n):
-        others = [i for i in range(n) if i != j]
-        A = G[np.ix_(others, others)] + lam * np.eye(n - 1)
-        expected[others, j] = np.linalg.solve(A, G[others, j])
+    expected = _ridge_per_column(X.T @ X + weight * W.T @ W, lam)
     np.testing.assert_allclose(model.B_, expected, atol=1e-5)
     # without interaction days it is plain EASE, and says so
     plain = EASERecommender(lam=lam, window=4).fit(_matrix(X))
