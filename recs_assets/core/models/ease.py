@@ -74,13 +74,13 @@ class EASERecommender(Recommender):
         if self.binary:
             X = X.copy()
             X.data[:] = 1.0
-        G = (X.T @ X).toarray()
         days = None if side is None else side.interaction_days
-        self.windows_ = 0
+        rows, self.windows_ = X, 0
         if self.window and days is not None and days.shape == X.shape:
+            # G = X^T X + window_weight * W^T W, in one product (no second dense matrix)
             W = sequence_windows(days, X, self.window)
-            G += self.window_weight * (W.T @ W).toarray()
-            self.windows_ = W.shape[0]
+            rows, self.windows_ = sp.vstack([X, np.sqrt(self.window_weight) * W]), W.shape[0]
+        G = (rows.T @ rows).toarray()
         G[np.diag_indices_from(G)] += self.lam
         P = np.linalg.inv(G)
         B = -P / np.diag(P)[None, :]

@@ -1,8 +1,8 @@
 """A two-stage recommender: candidate generators, then a learned LightGBM LambdaRank ranker.
 
-Stage one: the generator families (default EASE, ALS, RP3beta, hybrid LightFM) score every item; their per-user
-z-scores summed give each user ``n_candidates`` candidates (seen items left out). Stage two: a
-LambdaRank model orders the candidates by features of the pair:
+Stage one: the generator families (default EASE, ALS, RP3beta, hybrid LightFM) score every
+item; their per-user z-scores summed give each user ``n_candidates`` candidates (seen items left
+out). Stage two: a LambdaRank model orders the candidates by features of the pair:
 
 - per generator: the raw score, the per-user z-score and the rank among the candidates;
 - the item's popularity and the user's activity (log counts of training interactions);
