@@ -222,9 +222,12 @@ def test_on_days_picks_the_rows_of_those_utc_days() -> None:
     )
     for days in ([], ["2024-02-29"], ["2024-02-28", "2024-03-01", "2024-02-29"], ["2024-03-02"]):
         wanted = ", ".join(duck.lit(d) for d in days) or "NULL"
-        got = con.execute(f"SELECT timestamp FROM t WHERE {duck.on_days(days)} ORDER BY 1")
-        got_rows = got.fetchall()
+        got = con.execute(
+            f"SELECT timestamp FROM t WHERE {duck.on_days(days)} ORDER BY 1"
+        ).fetchall()
         expected = con.execute(
             f"SELECT timestamp FROM t WHERE strftime(timestamp, '%Y-%m-%d') IN ({wanted}) ORDER BY 1"
         ).fetchall()
-        assert got_rows == expected and (got_rows or not days or "2024-03-02" in days), days
+        assert got == expected, days
+        if days and days != ["2024-03-02"]:  # days inside the table's span select some rows
+            assert got, days

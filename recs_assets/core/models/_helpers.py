@@ -42,7 +42,7 @@ def days_on(days: sp.spmatrix, mask: sp.spmatrix) -> sp.csr_matrix:
 
 def sequence_windows(days: sp.spmatrix, mask: sp.spmatrix, length: int) -> sp.csr_matrix:
     """Each user's interactions in time order, cut into windows of ``length`` consecutive
-    interactions overlapping by half (stride ``max(length // 2, 1)``; the last may be shorter):
+    interactions overlapping by half (stride ``length // 2``; the last may be shorter):
     one binary row per window, ``n_items`` columns. Only the entries ``mask`` stores count (the
     training part a model is fitted on); ties in time are ordered by item index.
 
@@ -60,7 +60,7 @@ def sequence_windows(days: sp.spmatrix, mask: sp.spmatrix, length: int) -> sp.cs
     counts = np.bincount(users, minlength=d.shape[0])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pos = np.arange(len(users)) - starts[users]
-    stride = max(length // 2, 1)
+    stride = length // 2
     # windows start every ``stride`` positions until one reaches the end of the sequence
     n_windows = np.where(counts > 0, np.ceil(np.maximum(counts - length, 0) / stride) + 1, 0)
     n_windows = n_windows.astype(np.int64)
@@ -72,9 +72,8 @@ def sequence_windows(days: sp.spmatrix, mask: sp.spmatrix, length: int) -> sp.cs
         rows.append(first[users[ok]] + k[ok])
         cols.append(items[ok])
     r, c = np.concatenate(rows), np.concatenate(cols)
-    out = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(int(n_windows.sum()), n_items))
-    out.data[:] = 1.0  # an item twice in a window (never, with one day per pair) counts once
-    return out
+    # one entry per (user, item) in ``days``: no item is twice in a window, every value is 1
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(int(n_windows.sum()), n_items))
 
 
 def check_finite(name: str, what: str, arr: np.ndarray) -> None:
