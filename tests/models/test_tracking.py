@@ -88,7 +88,9 @@ def test_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
     assert tracker.run_url("r1").startswith(f"{mlflow_server}/#/experiments/")
 
 
-def _champion_as_pyfunc(tracker: MlflowTracker, tmp_path: Path) -> None:
+def _champion_as_pyfunc(
+    tracker: MlflowTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A family version registered as a pyfunc, promoted to the champion alias, loads through
     ``models:/recs-champion@champion`` and recommends: exclude_seen, k, unknown users."""
     import sys
@@ -110,6 +112,12 @@ def _champion_as_pyfunc(tracker: MlflowTracker, tmp_path: Path) -> None:
     with tracker.start_run("popularity", dagster_run_id="run-1"):
         version = tracker.register_pyfunc(folder, "recs-popularity", example_users=["u1"])
     tracker.promote(version)
+    # the version is its model's code and the serving folder, no pickle: it loads where pickle
+    # deserialization is off
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{CHAMPION_MODEL}@{CHAMPION}"))
+    assert not list(local.rglob("*.pkl"))
+    assert "model_code_path" in (local / "MLmodel").read_text()
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     loaded = mlflow.pyfunc.load_model(f"models:/{CHAMPION_MODEL}@{CHAMPION}")
     out = loaded.predict(pd.DataFrame({"user_id": ["u3", "ghost"]}), params={"k": 2})
     assert list(out.columns) == ["user_id", "rank", "item_id", "score", "title", "source"]
@@ -130,10 +138,14 @@ def _champion_as_pyfunc(tracker: MlflowTracker, tmp_path: Path) -> None:
     assert {"mlflow", "numpy", "lightfm-next", "torch", "lightgbm", "faiss-cpu"} <= names
 
 
-def test_registered_versions_are_mlflow_pyfunc_models(tmp_path: Path) -> None:
-    _champion_as_pyfunc(MlflowTracker(local_root=str(tmp_path / "mlflow")), tmp_path)
+def test_registered_versions_are_mlflow_pyfunc_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _champion_as_pyfunc(MlflowTracker(local_root=str(tmp_path / "mlflow")), tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_champion_pyfunc_from_a_real_mlflow_server(tmp_path: Path, mlflow_server: str) -> None:
-    _champion_as_pyfunc(MlflowTracker(tracking_uri=mlflow_server), tmp_path)
+def test_champion_pyfunc_from_a_real_mlflow_server(
+    tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _champion_as_pyfunc(MlflowTracker(tracking_uri=mlflow_server), tmp_path, monkeypatch)

@@ -11,7 +11,9 @@ returns one row per (user, rank): ``user_id``, ``rank``, ``item_id``, ``score``,
 ``source`` (``model``, or ``fallback``: popularity for a user the model never saw). Loading needs
 the model's pip requirements and this project's package ``recs_assets`` (``pip install`` of the
 repository; the code is not copied into every version: 169 files made each load list and fetch
-them one by one through the tracking server, past its timeouts under load).
+them one by one through the tracking server, past its timeouts under load). The model itself is
+logged as code, one short file (``pyfunc_code.py``, MLflow's models from code), not as a pickled
+object.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from recs_assets.core.serving.artifacts import ServingModel
 from recs_assets.core.serving.batch_scoring import batch_top_k
 
 SERVING_ARTIFACT = "serving"
+MODEL_CODE = Path(__file__).with_name("pyfunc_code.py")  # what a version runs to build its model
 DEFAULT_K = 10
 MAX_K = 100
 OUTPUT_COLUMNS = ("user_id", "rank", "item_id", "score", "title", "source")
@@ -93,7 +96,7 @@ def log_pyfunc_model(serving_folder: Path, example_users: list[str], name: str =
     signature = infer_signature(example, recommend_frame(serving, example, params), params=params)
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=RecsPyfunc(),
+        python_model=str(MODEL_CODE),
         artifacts={SERVING_ARTIFACT: str(serving_folder)},
         signature=signature,
         input_example=example,
