@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -109,8 +110,14 @@ def _champion_as_pyfunc(
     model = PopularityRecommender().fit(train)
     folder = tmp_path / "serving"
     write_artifacts(folder, model, train, tiny_items(), item_popularity(train))
-    with tracker.start_run("popularity", dagster_run_id="run-1"):
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        tracker.start_run("popularity", dagster_run_id="run-1"),
+    ):
+        warnings.simplefilter("always")
         version = tracker.register_pyfunc(folder, "recs-popularity", example_users=["u1"])
+    # the signature is declared: no schema inference and its warning on every version
+    assert not [w for w in caught if "Inferred schema" in str(w.message)]
     tracker.promote(version)
     # the version is its model's code and the serving folder, no pickle: it loads where pickle
     # deserialization is off
@@ -128,6 +135,7 @@ def _champion_as_pyfunc(
     assert set(ghost["source"]) == {"fallback"} and len(ghost) == 2
     meta = loaded.metadata
     assert meta.get_input_schema().input_names() == ["user_id"]
+    assert meta.get_output_schema().input_names() == list(out.columns)
     assert {p.name for p in meta.get_params_schema().params} == {"k", "exclude_seen"}
     with pytest.raises(Exception, match="k must be between 1 and 100"):
         loaded.predict(pd.DataFrame({"user_id": ["u3"]}), params={"k": 0})

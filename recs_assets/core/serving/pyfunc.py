@@ -84,21 +84,44 @@ def recommend_frame(
     return pd.DataFrame(out, columns=list(OUTPUT_COLUMNS))
 
 
+def _signature() -> Any:
+    """Input ``user_id``; output ``OUTPUT_COLUMNS``; params ``k`` and ``exclude_seen``. Declared,
+    not inferred from an example (inference warns of the integer ``rank`` on every version)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "user_id")]),
+        outputs=Schema(
+            [
+                ColSpec("string", "user_id"),
+                ColSpec("long", "rank"),
+                ColSpec("string", "item_id"),
+                ColSpec("double", "score"),
+                ColSpec("string", "title"),
+                ColSpec("string", "source"),
+            ]
+        ),
+        params=ParamSchema(
+            [ParamSpec("k", "long", DEFAULT_K), ParamSpec("exclude_seen", "boolean", True)]
+        ),
+    )
+
+
+SIGNATURE = _signature()
+
+
 def log_pyfunc_model(serving_folder: Path, example_users: list[str], name: str = "model") -> Any:
     """Log ``serving_folder`` as a pyfunc model of the active MLflow run, with a signature and
     an input example (``example_users``); returns MLflow's ``ModelInfo`` (its ``model_uri`` is
     what a version is registered from)."""
-    from mlflow.models import infer_signature
-
-    serving = ServingModel.load(serving_folder, strict=True)
+    ServingModel.load(serving_folder, strict=True)  # a folder that does not load fails here
     example = pd.DataFrame({"user_id": example_users})
-    params = {"k": DEFAULT_K, "exclude_seen": True}
-    signature = infer_signature(example, recommend_frame(serving, example, params), params=params)
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(MODEL_CODE),
         artifacts={SERVING_ARTIFACT: str(serving_folder)},
-        signature=signature,
+        signature=SIGNATURE,
         input_example=example,
         pip_requirements=pyfunc_requirements(),
     )
