@@ -12,6 +12,7 @@ quarantined (for interactions: of the run's days), so nothing downstream runs on
 """
 
 import hashlib
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -23,6 +24,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetOut,
+    BetaWarning,
     Config,
     DataVersion,
     MetadataValue,
@@ -47,6 +49,9 @@ from recs_assets.raw.source_resource import Phase1Source
 
 RAW_ASSETS: dict[str, str] = {"users": "raw_users", "items": "raw_items"}
 DEFAULT_MAX_REJECTED_SHARE = 0.01
+# the content data versions below are deliberate: Dagster's beta notice about them is not a
+# warning an operator can act on (it printed on every materialization of the raw tables)
+warnings.filterwarnings("ignore", message=".*data_version.*", category=BetaWarning)
 PREVIEW_ROWS = 10
 
 
