@@ -1,8 +1,9 @@
 """Asset ``item_features``: per-item feature snapshots written as Parquet (Spark or DuckDB)."""
 
-from dagster import AssetExecutionContext, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from recs_assets.core.features.incremental import read_manifest
+from recs_assets.core.features.duck import parquet_files
+from recs_assets.core.features.incremental import carry_plan, read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.item import ITEM_CATALOG
 from recs_assets.features.feature_job import (
@@ -36,11 +37,35 @@ def item_features(
             snapshots = planned_snapshots(config, oldest, newest)
             path = data_dir.feature_path("item_features")
             inputs = build_inputs(context, config, raw_interactions, {"items": raw_items}, path)
-            kept = reuse_plan(context, read_manifest(path), inputs, snapshots)
-            computed = {t: engine.item_snapshot(t) for t in snapshots if t not in kept}
+            previous = read_manifest(path)
+            kept = reuse_plan(context, previous, inputs, snapshots)
+            # the newest snapshot starts from the item state the previous build kept beside its
+            # newest snapshot (core/features/item_state.py) where the engine can
+            last = snapshots[-1]
+            carry = None
+            if engine.name == "duckdb" and last not in kept and parquet_files(path):
+                carry = carry_plan(previous, inputs, last)
+            computed = {
+                t: engine.item_snapshot(t, carry if t == last else None, path, newest=t == last)
+                for t in snapshots
+                if t not in kept
+            }
+            carried = getattr(engine, "item_carried_from", None)
+            refused = getattr(engine, "item_carry_refused", None)
+            if carried is not None:
+                context.log.info(f"item_features: the newest snapshot starts from {carried}")
+            elif refused:
+                context.log.info(
+                    f"item_features: the newest snapshot is computed in full: {refused}"
+                )
             table = engine.write_snapshots(computed, kept, "item_features", path, snapshots, inputs)
             preview = engine.preview(table.path)
         finally:
             engine.close()
         context.log.info(f"item_features: {table.row_count} rows over {len(snapshots)} snapshot(s)")
-    return Output(table, metadata=snapshot_metadata(table, ITEM_CATALOG, preview, snapshots, kept))
+    metadata = snapshot_metadata(table, ITEM_CATALOG, preview, snapshots, kept)
+    # the previous snapshot the newest one's item state was carried from ("" when in full)
+    metadata["newest_carried_from"] = MetadataValue.text(
+        carried.isoformat() if carried is not None else ""
+    )
+    return Output(table, metadata=metadata)

@@ -500,17 +500,59 @@ def item_features_sql(
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
 ) -> str:
     """The rows of the Spark ``item_features`` at ``as_of``, in its column order."""
-    if half_life_days <= 0 or prior_weight < 0:
-        raise ValueError(
-            f"half_life_days must be > 0 and prior_weight >= 0, got {half_life_days}, {prior_weight}"
-        )
-    ts = _ts(as_of)
+    _check_item_settings(half_life_days, prior_weight)
     dow = _weekday("timestamp")
     type_counts = ", ".join(
         f"CAST(count(*) FILTER (event_type = {lit(t)}) AS BIGINT) AS {t}_count_all"
         for t in EVENT_TYPES
     )
     dows = ", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))
+    ctes = f"""
+        ev AS (
+            SELECT *, {_age("timestamp", as_of)} AS _age FROM interactions
+            WHERE timestamp <= {_ts(as_of)}
+        ),
+        agg AS (
+            SELECT item_id,
+                CAST(count(*) FILTER (_age < 7) AS BIGINT) AS events_7d,
+                CAST(count(*) FILTER (_age < 30) AS BIGINT) AS events_30d,
+                count(*) AS events_all, {type_counts},
+                count(DISTINCT user_id) AS distinct_users_all,
+                count(DISTINCT user_id) FILTER (_age < 30) AS distinct_users_30d,
+                sum(pow(2.0, -_age / {float(half_life_days)!r})) AS decayed_events,
+                max(_age) AS _first_age, min(_age) AS days_since_last_event,
+                count(rating) AS rating_count, sum(rating) AS _rating_sum,
+                avg(rating) AS rating_mean,
+                count(*) FILTER ({dow} >= 5) / count(*) AS weekend_share,
+                {dows}
+            FROM ev GROUP BY item_id
+        )
+    """
+    return _item_features_select(
+        as_of, ctes, "ev", "(SELECT avg(rating) FROM ev)", half_life_days, prior_weight
+    )
+
+
+def _check_item_settings(half_life_days: float, prior_weight: float) -> None:
+    if half_life_days <= 0 or prior_weight < 0:
+        raise ValueError(
+            f"half_life_days must be > 0 and prior_weight >= 0, got {half_life_days}, {prior_weight}"
+        )
+
+
+def _item_features_select(
+    as_of: datetime,
+    ctes: str,
+    with_events: str,
+    global_mean: str,
+    half_life_days: float,
+    prior_weight: float,
+) -> str:
+    """The item rows at ``as_of`` from ``ctes`` defining ``agg`` (one row per item with an
+    event: the counts and sums, ``_first_age``, ``_rating_sum`` and ``_dow0``-``_dow6``);
+    ``with_events``: a relation of the items with an event; ``global_mean``: the mean rating
+    of every event, as SQL."""
+    ts = _ts(as_of)
     counts = {c: f"coalesce({c}, 0)" for c in ITEM_COUNT_COLUMNS}
     exprs = {
         **counts,
@@ -533,28 +575,10 @@ def item_features_sql(
     }
     select = ", ".join(f"{exprs[c]} AS {q(c)}" if c in exprs else q(c) for c in ITEM_COLUMNS)
     return f"""
-        WITH ev AS (
-            SELECT *, {_age("timestamp", as_of)} AS _age FROM interactions
-            WHERE timestamp <= {ts}
-        ),
-        agg AS (
-            SELECT item_id,
-                CAST(count(*) FILTER (_age < 7) AS BIGINT) AS events_7d,
-                CAST(count(*) FILTER (_age < 30) AS BIGINT) AS events_30d,
-                count(*) AS events_all, {type_counts},
-                count(DISTINCT user_id) AS distinct_users_all,
-                count(DISTINCT user_id) FILTER (_age < 30) AS distinct_users_30d,
-                sum(pow(2.0, -_age / {float(half_life_days)!r})) AS decayed_events,
-                max(_age) AS _first_age, min(_age) AS days_since_last_event,
-                count(rating) AS rating_count, sum(rating) AS _rating_sum,
-                avg(rating) AS rating_mean,
-                count(*) FILTER ({dow} >= 5) / count(*) AS weekend_share,
-                {dows}
-            FROM ev GROUP BY item_id
-        ),
+        WITH {ctes},
         base AS (
             SELECT item_id FROM items WHERE created_at IS NULL OR created_at <= {ts}
-            UNION SELECT item_id FROM ev
+            UNION SELECT item_id FROM {with_events}
         ),
         catalog AS (
             SELECT item_id, categories, price, quality, created_at FROM items
@@ -565,10 +589,135 @@ def item_features_sql(
                 7.0 * greatest({", ".join(f"_dow{d}" for d in range(7))}) / agg.events_all
                     AS dow_concentration,
                 catalog.* EXCLUDE (item_id),
-                (SELECT avg(rating) FROM ev) AS _global_mean
+                {global_mean} AS _global_mean
             FROM base LEFT JOIN agg USING (item_id) LEFT JOIN catalog USING (item_id)
         )
     """
+
+
+# ---- the newest item snapshot from a carried state ------------------------------------------
+# Per item, the all-time aggregates of its events up to a time that the item features are made
+# of and that events after that time add to (counts and sums; the first and last event; the
+# decayed count at that time). A build keeps the state of its newest snapshot (``_state`` in the
+# table folder); the next build adds the events after it instead of aggregating all history.
+ITEM_STATE_TYPES = tuple(f"{t}_count_all" for t in EVENT_TYPES)
+ITEM_STATE_DOWS = tuple(f"_dow{d}" for d in range(7))
+ITEM_STATE_SUMS = (
+    "events_all",
+    *ITEM_STATE_TYPES,
+    "rating_count",
+    *ITEM_STATE_DOWS,
+)
+
+
+def _item_state_aggregates(events: str, as_of: datetime, half_life_days: float) -> str:
+    """Per item of the relation ``events``: the state columns but ``distinct_users_all``."""
+    dow = _weekday("timestamp")
+    return f"""
+        SELECT item_id, count(*) AS events_all,
+            {", ".join(f"CAST(count(*) FILTER (event_type = {lit(t)}) AS BIGINT) AS {t}_count_all" for t in EVENT_TYPES)},
+            count(rating) AS rating_count, sum(rating) AS _rating_sum,
+            {", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))},
+            min(timestamp) AS _first_ts, max(timestamp) AS _last_ts,
+            sum(pow(2.0, -{_age("timestamp", as_of)} / {float(half_life_days)!r})) AS _decayed
+        FROM {events} GROUP BY item_id
+    """
+
+
+def item_state_sql(*, as_of: datetime, half_life_days: float = DEFAULT_HALF_LIFE_DAYS) -> str:
+    """The item state at ``as_of`` from all events up to it (one row per item with an event)."""
+    ev = f"(SELECT * FROM interactions WHERE timestamp <= {_ts(as_of)})"
+    return f"""
+        SELECT a.*, d.distinct_users_all FROM ({_item_state_aggregates(ev, as_of, half_life_days)}) a
+        JOIN (SELECT item_id, count(DISTINCT user_id) AS distinct_users_all FROM {ev}
+              GROUP BY item_id) d ON a.item_id IS NOT DISTINCT FROM d.item_id
+    """
+
+
+def carried_item_state_sql(
+    *,
+    as_of: datetime,
+    previous: datetime,
+    previous_state: str,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> str:
+    """The item state at ``as_of`` from the state at ``previous`` (the relation
+    ``previous_state``) and the events after ``previous``: equal to ``item_state_sql`` at
+    ``as_of`` when the events up to ``previous`` are those the previous state was built from
+    (the caller checks; ``tests/features/test_item_carry.py``). A user's first event on an item
+    after ``previous`` counts as a new distinct user unless the user had one before."""
+    ts, prev_ts = _ts(as_of), _ts(previous)
+    new = f"(SELECT * FROM interactions WHERE timestamp > {prev_ts} AND timestamp <= {ts})"
+    decay = f"pow(2.0, -{_age(prev_ts, as_of)} / {float(half_life_days)!r})"
+    sums = ", ".join(f"coalesce(s.{c}, 0) + coalesce(n.{c}, 0) AS {c}" for c in ITEM_STATE_SUMS)
+    return f"""
+        WITH s AS MATERIALIZED (SELECT * FROM {previous_state}),
+        n AS MATERIALIZED ({_item_state_aggregates(new, as_of, half_life_days)}),
+        pairs AS (
+            SELECT DISTINCT item_id, user_id FROM {new} WHERE user_id IS NOT NULL
+        ),
+        first_pairs AS (
+            SELECT p.item_id, count(*) AS _new_users FROM pairs p
+            ANTI JOIN (
+                SELECT item_id, user_id FROM interactions WHERE timestamp <= {prev_ts}
+            ) o ON p.item_id = o.item_id AND p.user_id = o.user_id
+            GROUP BY p.item_id
+        )
+        SELECT coalesce(s.item_id, n.item_id) AS item_id, {sums},
+            CASE WHEN s._rating_sum IS NULL AND n._rating_sum IS NULL THEN NULL
+                ELSE coalesce(s._rating_sum, 0.0) + coalesce(n._rating_sum, 0.0) END
+                AS _rating_sum,
+            least(s._first_ts, n._first_ts) AS _first_ts,
+            greatest(s._last_ts, n._last_ts) AS _last_ts,
+            coalesce(s._decayed * {decay}, 0.0) + coalesce(n._decayed, 0.0) AS _decayed,
+            coalesce(s.distinct_users_all, 0) + coalesce(f._new_users, 0) AS distinct_users_all
+        FROM s FULL JOIN n ON s.item_id IS NOT DISTINCT FROM n.item_id
+        LEFT JOIN first_pairs f ON coalesce(s.item_id, n.item_id) = f.item_id
+    """
+
+
+def item_features_from_state_sql(
+    *,
+    as_of: datetime,
+    state: str,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+) -> str:
+    """The rows of ``item_features_sql`` at ``as_of`` from the item state at ``as_of`` (the
+    relation ``state``) and the last 31 days' events (the 7- and 30-day columns)."""
+    _check_item_settings(half_life_days, prior_weight)
+    ts = _ts(as_of)
+    recent = f"{ts} - INTERVAL 31 DAY"  # the _age filters below then pick the same events
+    ctes = f"""
+        st AS MATERIALIZED (SELECT * FROM {state}),
+        agg AS (
+            SELECT st.* EXCLUDE (_first_ts, _last_ts, _decayed),
+                coalesce(w.events_7d, 0) AS events_7d, coalesce(w.events_30d, 0) AS events_30d,
+                coalesce(w.distinct_users_30d, 0) AS distinct_users_30d,
+                st._decayed AS decayed_events,
+                {_age("st._first_ts", as_of)} AS _first_age,
+                {_age("st._last_ts", as_of)} AS days_since_last_event,
+                CASE WHEN st.rating_count > 0 THEN st._rating_sum / st.rating_count END
+                    AS rating_mean,
+                (st._dow5 + st._dow6) / st.events_all AS weekend_share
+            FROM st LEFT JOIN (
+                SELECT item_id,
+                    CAST(count(*) FILTER (_age < 7) AS BIGINT) AS events_7d,
+                    CAST(count(*) FILTER (_age < 30) AS BIGINT) AS events_30d,
+                    count(DISTINCT user_id) FILTER (_age < 30) AS distinct_users_30d
+                FROM (
+                    SELECT item_id, user_id, {_age("timestamp", as_of)} AS _age
+                    FROM interactions WHERE timestamp <= {ts} AND timestamp >= {recent}
+                )
+                GROUP BY item_id
+            ) w ON st.item_id IS NOT DISTINCT FROM w.item_id
+        )
+    """
+    mean = (
+        "(SELECT CASE WHEN sum(rating_count) > 0 THEN sum(_rating_sum) / sum(rating_count) END "
+        "FROM st)"
+    )
+    return _item_features_select(as_of, ctes, "st", mean, half_life_days, prior_weight)
 
 
 def context_features_sql(

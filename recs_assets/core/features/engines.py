@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame as SparkDataFrame
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from recs_assets.core.features import duck
+from recs_assets.core.features import duck, item_state
 from recs_assets.core.features.incremental import BuildInputs, Carry
 from recs_assets.core.features.spark_frames import as_spark, event_time_range, time_range
 from recs_assets.core.features.tables import (
@@ -131,7 +131,15 @@ class SparkEngine:
             session_gap_minutes=gap,
         )
 
-    def item_snapshot(self, as_of: datetime) -> Any:
+    def item_snapshot(
+        self,
+        as_of: datetime,
+        carry: Carry | None = None,
+        path: Path | None = None,
+        newest: bool = False,
+    ) -> Any:
+        """The rows at ``as_of``, computed in full (``carry`` and the kept state are DuckDB's
+        shortcut)."""
         assert self.items is not None
         return item_features(self.events, self.items, as_of=as_of)
 
@@ -211,6 +219,10 @@ class DuckEngine:
             frames["items"],
             memory_limit=memory_limit,
         )
+        # the newest item snapshot's state (written beside it) and where it started from
+        self._item_state: item_state.ItemStateMeta | None = None
+        self.item_carried_from: datetime | None = None
+        self.item_carry_refused: str | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -250,8 +262,68 @@ class DuckEngine:
             session_gap_minutes=gap,
         )
 
-    def item_snapshot(self, as_of: datetime) -> str:
-        return duck.item_features_sql(as_of=as_of)
+    def item_snapshot(
+        self,
+        as_of: datetime,
+        carry: Carry | None = None,
+        path: Path | None = None,
+        newest: bool = False,
+    ) -> str:
+        """The rows at ``as_of`` from the item state at ``as_of`` (``core.features.item_state``).
+        For the ``newest`` snapshot the state is kept for ``write_snapshots`` to write beside
+        it, and with ``carry`` (the table at ``path`` holding the previous build's state) it
+        starts from the previous state where ``item_state.carry_refusal`` allows;
+        ``item_carried_from`` / ``item_carry_refused`` then say which way it went."""
+        half_life = duck.DEFAULT_HALF_LIFE_DAYS
+        if not newest:
+            return duck.item_features_from_state_sql(
+                as_of=as_of, state=f"({duck.item_state_sql(as_of=as_of, half_life_days=half_life)})"
+            )
+        state_sql = duck.item_state_sql(as_of=as_of, half_life_days=half_life)
+        self.item_carried_from, self.item_carry_refused = None, None
+        if carry is not None and path is not None:
+            meta = item_state.read_meta(path)
+            day_now = self._day_checksum(meta.time) if meta is not None else None
+            why = item_state.carry_refusal(meta, carry, day_now, half_life)
+            if why is None:
+                assert meta is not None
+                state_sql = duck.carried_item_state_sql(
+                    as_of=as_of,
+                    previous=meta.time,
+                    previous_state=duck.files_relation([str(item_state.state_file(path))]),
+                    half_life_days=half_life,
+                )
+                self.item_carried_from = meta.time
+            else:
+                self.item_carry_refused = why
+        self.db.con.execute(f"CREATE OR REPLACE TEMP TABLE {item_state.TEMP_TABLE} AS {state_sql}")
+        events, checksum = self._day_checksum(as_of)
+        self._item_state = item_state.ItemStateMeta(as_of.isoformat(), events, checksum, half_life)
+        return duck.item_features_from_state_sql(
+            as_of=as_of, state=item_state.TEMP_TABLE, half_life_days=half_life
+        )
+
+    def _day_checksum(self, as_of: datetime) -> tuple[int, str]:
+        row = self.db.con.execute(item_state.day_checksum_sql(as_of)).fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+
+    def _write_item_state(self, path: Path, staged: Path, newest: datetime) -> None:
+        """The newest snapshot's state into ``staged``: the one computed in this build, else
+        (the newest snapshot kept) the previous build's when it is that snapshot's."""
+        if self._item_state is not None:
+            folder = staged / item_state.STATE_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            duck.write_parquet_file(
+                self.db.con,
+                f"SELECT * FROM {item_state.TEMP_TABLE}",
+                folder / item_state.STATE_FILE,
+            )
+            item_state.write_meta(folder, self._item_state)
+            return
+        meta = item_state.read_meta(path)
+        if meta is not None and meta.time == newest:
+            item_state.link_state(path, staged)
 
     def write_snapshots(
         self,
@@ -284,6 +356,8 @@ class DuckEngine:
                     f"WHERE feature_timestamp = TIMESTAMPTZ {duck.lit(t.isoformat())}",
                     staged / snapshot_file_name(t),
                 )
+            if name == "item_features":
+                self._write_item_state(path, staged, snapshots[-1])
             table = summarize(name, staged, columns)
             return replace(table, snapshots=snapshots)
 
