@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from recs_assets.core.duckdb_settings import default_memory_limit
+from recs_assets.core.features.duck import files_relation, parquet_files
 
 BASE_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "rating", "weight")
 FEATURE_TIME = "feature_timestamp"
@@ -51,10 +52,13 @@ def _quote(name: str) -> str:
 
 
 def _features_relation(path: str) -> str:
-    """A DuckDB table expression over a feature Parquet folder (Spark output) or file."""
-    p = Path(path)
-    pattern = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
-    return f"read_parquet('{pattern.replace(chr(39), chr(39) * 2)}', hive_partitioning = false)"
+    """A DuckDB table expression over a feature Parquet folder (either engine's) or file: its
+    data files, as ``duck.parquet_files`` lists them (not the ``_state`` or hidden files a
+    ``**/*.parquet`` glob would also match)."""
+    files = parquet_files(path)
+    if not files:
+        raise ValueError(f"no feature Parquet files at {path}")
+    return files_relation(files)
 
 
 def _feature_columns(path: str, key: str) -> list[str]:
