@@ -40,13 +40,15 @@ def item_features(
             previous = read_manifest(path)
             kept = reuse_plan(context, previous, inputs, snapshots)
             # the newest snapshot starts from the item state the previous build kept beside its
-            # newest snapshot (core/features/item_state.py) where the engine can
+            # newest snapshot, beside the table (core/features/item_state.py), where the engine can
             last = snapshots[-1]
             carry = None
             if engine.name == "duckdb" and last not in kept and parquet_files(path):
                 carry = carry_plan(previous, inputs, last)
             computed = {
-                t: engine.item_snapshot(t, carry if t == last else None, path, newest=t == last)
+                t: engine.item_snapshot(
+                    t, carry if t == last else None, path, newest=t == last, days=inputs.days
+                )
                 for t in snapshots
                 if t not in kept
             }

@@ -55,7 +55,7 @@ def test_duckdb_featurize_equals_the_pandas_join(tmp_path) -> None:
         index=rng.permutation(np.arange(1000, 1400)),  # not sorted by time, odd index
     )
     items_folder = _spark_like_folder(items, tmp_path / "items")
-    # the item state a DuckDB build keeps beside the table is not part of it
+    # a file in an underscore folder is not part of the table (pyarrow and Spark skip it)
     (tmp_path / "items" / "_state").mkdir()
     pd.DataFrame({"item_id": ["i1"], "_decayed": [1.0]}).to_parquet(
         tmp_path / "items" / "_state" / "items.parquet"

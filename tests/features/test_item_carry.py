@@ -124,26 +124,35 @@ def test_a_carried_state_gives_the_full_rows(case: dict[str, object]) -> None:
     assert landed["user_id"].nunique() > before["user_id"].nunique()
 
 
+def _days(events: pd.DataFrame) -> dict[str, str]:
+    """A fingerprint of each event day (as ``incremental.day_fingerprints`` gives per file)."""
+    day = events["timestamp"].dt.strftime("%Y-%m-%d")
+    return {
+        str(d): str(pd.util.hash_pandas_object(part.astype(str), index=False).sum())
+        for d, part in events.groupby(day)
+    }
+
+
 def test_a_change_before_the_state_time_refuses_the_carry_and_would_show(
     case: dict[str, object],
 ) -> None:
-    prev = case["previous"]
+    prev: datetime = case["previous"]  # type: ignore[assignment]
     history: pd.DataFrame = case["history"]  # type: ignore[assignment]
     now: pd.DataFrame = case["now"]  # type: ignore[assignment]
-    # a late event on the state's own day, before its time: the day's fingerprint changed, as
+    # a late event on the state's own day, before its time: the day's fingerprint changes, as
     # it does for the landed events after that time, so only the day's checksum can tell
     late = history.iloc[[-1]].assign(
         event_id="late", timestamp=pd.Timestamp(prev) - pd.Timedelta(hours=1)
     )
     later = pd.concat([now, late], ignore_index=True)
     with _con(case, history) as before:
-        count, checksum = before.con.execute(item_state.day_checksum_sql(prev)).fetchone()  # type: ignore[arg-type, misc]
-    meta = item_state.ItemStateMeta(prev.isoformat(), count, checksum, duck.DEFAULT_HALF_LIFE_DAYS)  # type: ignore[attr-defined]
-    carry = Carry(prev, frozenset({prev.strftime("%Y-%m-%d"), "2024-02-21"}))  # type: ignore[attr-defined]
+        count, checksum = before.con.execute(item_state.day_checksum_sql(prev)).fetchone()  # type: ignore[misc]
+    half = duck.DEFAULT_HALF_LIFE_DAYS
+    meta = item_state.ItemStateMeta(prev.isoformat(), count, checksum, half, _days(history))
     for events, refused in ((now, False), (later, True)):
         with _con(case, events) as con:
-            day_now = con.con.execute(item_state.day_checksum_sql(prev)).fetchone()  # type: ignore[arg-type]
-        why = item_state.carry_refusal(meta, carry, tuple(day_now), duck.DEFAULT_HALF_LIFE_DAYS)  # type: ignore[arg-type]
+            day_now = con.con.execute(item_state.day_checksum_sql(prev)).fetchone()
+        why = item_state.carry_refusal(meta, prev, _days(events), tuple(day_now), half)  # type: ignore[arg-type]
         assert (why is not None) == refused, why
     with pytest.raises(AssertionError):  # carried anyway, the late event is lost
         _equal(_carried(case, history, later), _full(case, later))
@@ -151,29 +160,41 @@ def test_a_change_before_the_state_time_refuses_the_carry_and_would_show(
 
 def test_carry_refusal_rules() -> None:
     t = datetime(2024, 3, 1, 12, tzinfo=UTC)
-    meta = item_state.ItemStateMeta(t.isoformat(), 5, "123", 7.0)
-    ok = Carry(t, frozenset({"2024-03-01", "2024-03-02"}))
-    assert item_state.carry_refusal(meta, ok, (5, "123"), 7.0) is None
-    assert "no kept" in str(item_state.carry_refusal(None, ok, None, 7.0))
-    later = Carry(t + timedelta(hours=1), ok.changed_days)
-    assert "previous snapshot" in str(item_state.carry_refusal(meta, later, (5, "123"), 7.0))
-    assert "half-life" in str(item_state.carry_refusal(meta, ok, (5, "123"), 14.0))
-    earlier = Carry(t, frozenset({"2024-02-29", "2024-03-02"}))
-    assert "2024-02-29" in str(item_state.carry_refusal(meta, earlier, (5, "123"), 7.0))
-    assert "changed" in str(item_state.carry_refusal(meta, ok, (6, "999"), 7.0))
+    days = {"2024-02-28": "a", "2024-02-29": "b", "2024-03-01": "c"}
+    meta = item_state.ItemStateMeta(t.isoformat(), 5, "123", 7.0, days)
+    now = {**days, "2024-03-01": "c2", "2024-03-02": "d"}  # the state's day and a new one
+    assert item_state.carry_refusal(meta, t, now, (5, "123"), 7.0) is None
+    assert "no kept" in str(item_state.carry_refusal(None, t, now, None, 7.0))
+    old = item_state.ItemStateMeta(t.isoformat(), 5, "123", 7.0, days, version=0)
+    assert "format" in str(item_state.carry_refusal(old, t, now, (5, "123"), 7.0))
+    later = t + timedelta(hours=1)
+    assert "previous snapshot" in str(item_state.carry_refusal(meta, later, now, (5, "123"), 7.0))
+    assert "half-life" in str(item_state.carry_refusal(meta, t, now, (5, "123"), 14.0))
+    # a day before the state's changed, appeared or disappeared
+    for earlier in (
+        {**now, "2024-02-29": "b2"},
+        {**now, "2024-02-20": "e"},
+        {k: v for k, v in now.items() if k != "2024-02-28"},
+    ):
+        assert "before the kept state's day" in str(
+            item_state.carry_refusal(meta, t, earlier, (5, "123"), 7.0)
+        )
+    assert "fingerprints" in str(item_state.carry_refusal(meta, t, {}, (5, "123"), 7.0))
+    assert "changed" in str(item_state.carry_refusal(meta, t, now, (6, "999"), 7.0))
 
 
 def test_the_engine_keeps_the_state_and_the_next_build_starts_from_it(
     case: dict[str, object], tmp_path: Path
 ) -> None:
     path = tmp_path / "item_features"
-    prev, as_of = case["previous"], case["as_of"]
+    prev: datetime = case["previous"]  # type: ignore[assignment]
+    as_of: datetime = case["as_of"]  # type: ignore[assignment]
     inputs = BuildInputs(days={}, tables={}, settings="s")
 
     def build(events: pd.DataFrame, t: datetime, carry: Carry | None) -> DuckEngine:
         engine = DuckEngine(events, items=case["items"])  # type: ignore[arg-type]
         try:
-            sql = engine.item_snapshot(t, carry, path, newest=True)
+            sql = engine.item_snapshot(t, carry, path, newest=True, days=_days(events))
             engine.write_snapshots({t: sql}, [], "item_features", path, (t,), inputs)
         finally:
             engine.close()
@@ -183,19 +204,29 @@ def test_the_engine_keeps_the_state_and_the_next_build_starts_from_it(
     assert first.item_carried_from is None
     meta = item_state.read_meta(path)
     assert meta is not None and meta.time == prev
-    # the state is beside the table, never read as part of it
+    # the state is beside the table, outside its folder: no reader of the table sees it
     assert item_state.state_file(path).is_file()
-    assert all("_state" not in f for f in duck.parquet_files(path))
-    carry = Carry(prev, frozenset({prev.strftime("%Y-%m-%d"), "2024-02-21", "2024-02-22"}))  # type: ignore[attr-defined]
+    assert not item_state.state_file(path).is_relative_to(path)
+    carry = Carry(prev, frozenset())
     second = build(case["now"], as_of, carry)  # type: ignore[arg-type]
     assert second.item_carried_from == prev and second.item_carry_refused is None
     written = pd.read_parquet(duck.parquet_files(path))
-    written["feature_timestamp"] = written["feature_timestamp"].dt.tz_convert("UTC")
     full = _full(case, case["now"])  # type: ignore[arg-type]
-    full["feature_timestamp"] = full["feature_timestamp"].dt.tz_convert("UTC")
+    for frame in (written, full):
+        frame["feature_timestamp"] = frame["feature_timestamp"].dt.tz_convert("UTC")
     _equal(written, full)
     assert item_state.read_meta(path).time == as_of  # type: ignore[union-attr]
-    # a changed day before the kept state's: computed in full, with the reason
-    stale = Carry(as_of, frozenset({"2024-01-05"}))
-    third = build(case["now"], as_of, stale)  # type: ignore[arg-type]
-    assert third.item_carried_from is None and "2024-01-05" in str(third.item_carry_refused)
+    # the kept state is now at as_of: a build whose previous snapshot is elsewhere refuses it
+    third = build(case["now"], as_of, Carry(prev, frozenset()))  # type: ignore[arg-type]
+    assert third.item_carried_from is None and "previous snapshot" in str(third.item_carry_refused)
+    # a damaged state file is a reason to compute in full, not a failed build
+    item_state.state_file(path).write_bytes(b"not parquet")
+    fourth = build(case["now"], as_of, Carry(as_of, frozenset()))  # type: ignore[arg-type]
+    assert fourth.item_carried_from is None and "does not read" in str(fourth.item_carry_refused)
+    _equal(pd.read_parquet(duck.parquet_files(path)).pipe(_utc), _utc(full))
+
+
+def _utc(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["feature_timestamp"] = frame["feature_timestamp"].dt.tz_convert("UTC")
+    return frame

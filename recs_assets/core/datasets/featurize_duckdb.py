@@ -53,8 +53,8 @@ def _quote(name: str) -> str:
 
 def _features_relation(path: str) -> str:
     """A DuckDB table expression over a feature Parquet folder (either engine's) or file: its
-    data files, as ``duck.parquet_files`` lists them (not the ``_state`` or hidden files a
-    ``**/*.parquet`` glob would also match)."""
+    data files, as ``duck.parquet_files`` lists them (not the files in ``_``- or ``.``-named
+    folders that a ``**/*.parquet`` glob would also match, which no other reader takes)."""
     files = parquet_files(path)
     if not files:
         raise ValueError(f"no feature Parquet files at {path}")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import duckdb
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -137,6 +138,7 @@ class SparkEngine:
         carry: Carry | None = None,
         path: Path | None = None,
         newest: bool = False,
+        days: Mapping[str, str] | None = None,
     ) -> Any:
         """The rows at ``as_of``, computed in full (``carry`` and the kept state are DuckDB's
         shortcut)."""
@@ -268,62 +270,65 @@ class DuckEngine:
         carry: Carry | None = None,
         path: Path | None = None,
         newest: bool = False,
+        days: Mapping[str, str] | None = None,
     ) -> str:
         """The rows at ``as_of`` from the item state at ``as_of`` (``core.features.item_state``).
         For the ``newest`` snapshot the state is kept for ``write_snapshots`` to write beside
-        it, and with ``carry`` (the table at ``path`` holding the previous build's state) it
-        starts from the previous state where ``item_state.carry_refusal`` allows;
-        ``item_carried_from`` / ``item_carry_refused`` then say which way it went."""
+        the table at ``path``, with this build's event-day fingerprints ``days``; with ``carry``
+        it starts from the previous build's kept state where ``item_state.carry_refusal``
+        allows. ``item_carried_from`` / ``item_carry_refused`` then say which way it went."""
         half_life = duck.DEFAULT_HALF_LIFE_DAYS
         if not newest:
             return duck.item_features_from_state_sql(
                 as_of=as_of, state=f"({duck.item_state_sql(as_of=as_of, half_life_days=half_life)})"
             )
-        state_sql = duck.item_state_sql(as_of=as_of, half_life_days=half_life)
         self.item_carried_from, self.item_carry_refused = None, None
         if carry is not None and path is not None:
-            meta = item_state.read_meta(path)
-            day_now = self._day_checksum(meta.time) if meta is not None else None
-            why = item_state.carry_refusal(meta, carry, day_now, half_life)
-            if why is None:
-                assert meta is not None
-                state_sql = duck.carried_item_state_sql(
-                    as_of=as_of,
-                    previous=meta.time,
-                    previous_state=duck.files_relation([str(item_state.state_file(path))]),
-                    half_life_days=half_life,
-                )
-                self.item_carried_from = meta.time
-            else:
-                self.item_carry_refused = why
-        self.db.con.execute(f"CREATE OR REPLACE TEMP TABLE {item_state.TEMP_TABLE} AS {state_sql}")
+            self._carry_item_state(as_of, carry, path, days or {}, half_life)
+        if self.item_carried_from is None:
+            state_sql = duck.item_state_sql(as_of=as_of, half_life_days=half_life)
+            self.db.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {item_state.TEMP_TABLE} AS {state_sql}"
+            )
         events, checksum = self._day_checksum(as_of)
-        self._item_state = item_state.ItemStateMeta(as_of.isoformat(), events, checksum, half_life)
+        self._item_state = item_state.ItemStateMeta(
+            as_of.isoformat(), events, checksum, half_life, dict(days or {})
+        )
         return duck.item_features_from_state_sql(
             as_of=as_of, state=item_state.TEMP_TABLE, half_life_days=half_life
         )
+
+    def _carry_item_state(
+        self, as_of: datetime, carry: Carry, path: Path, days: Mapping[str, str], half_life: float
+    ) -> None:
+        """The state at ``as_of`` from the kept one, into ``item_state.TEMP_TABLE``, when
+        ``item_state.carry_refusal`` allows; else the reason in ``item_carry_refused``. A kept
+        state that does not read (damaged, or of columns this code does not expect) is a
+        reason too: the state is then computed from all events, as without one."""
+        meta = item_state.read_meta(path)
+        day_now = self._day_checksum(meta.time) if meta is not None else None
+        why = item_state.carry_refusal(meta, carry.previous, days, day_now, half_life)
+        if why is not None:
+            self.item_carry_refused = why
+            return
+        assert meta is not None
+        sql = duck.carried_item_state_sql(
+            as_of=as_of,
+            previous=meta.time,
+            previous_state=duck.files_relation([str(item_state.state_file(path))]),
+            half_life_days=half_life,
+        )
+        try:
+            self.db.con.execute(f"CREATE OR REPLACE TEMP TABLE {item_state.TEMP_TABLE} AS {sql}")
+        except duckdb.Error as err:
+            self.item_carry_refused = f"the kept state does not read: {err}"
+            return
+        self.item_carried_from = meta.time
 
     def _day_checksum(self, as_of: datetime) -> tuple[int, str]:
         row = self.db.con.execute(item_state.day_checksum_sql(as_of)).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
-
-    def _write_item_state(self, path: Path, staged: Path, newest: datetime) -> None:
-        """The newest snapshot's state into ``staged``: the one computed in this build, else
-        (the newest snapshot kept) the previous build's when it is that snapshot's."""
-        if self._item_state is not None:
-            folder = staged / item_state.STATE_DIR
-            folder.mkdir(parents=True, exist_ok=True)
-            duck.write_parquet_file(
-                self.db.con,
-                f"SELECT * FROM {item_state.TEMP_TABLE}",
-                folder / item_state.STATE_FILE,
-            )
-            item_state.write_meta(folder, self._item_state)
-            return
-        meta = item_state.read_meta(path)
-        if meta is not None and meta.time == newest:
-            item_state.link_state(path, staged)
 
     def write_snapshots(
         self,
@@ -356,8 +361,16 @@ class DuckEngine:
                     f"WHERE feature_timestamp = TIMESTAMPTZ {duck.lit(t.isoformat())}",
                     staged / snapshot_file_name(t),
                 )
-            if name == "item_features":
-                self._write_item_state(path, staged, snapshots[-1])
+            if name == "item_features" and self._item_state is not None:
+                # beside the table, before it is swapped in: a state newer than the table's
+                # manifest is refused by the next build, never trusted
+                item_state.replace_state(
+                    path,
+                    lambda target: duck.write_parquet_file(
+                        self.db.con, f"SELECT * FROM {item_state.TEMP_TABLE}", target
+                    ),
+                    self._item_state,
+                )
             table = summarize(name, staged, columns)
             return replace(table, snapshots=snapshots)
 
