@@ -20,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from recs_assets.core.features.duck import parquet_files
 from recs_assets.core.features.engines import (
     ENGINES,
     DuckEngine,
@@ -31,6 +32,8 @@ from recs_assets.core.features.engines import (
 from recs_assets.core.features.feature_spec import FeatureSpec
 from recs_assets.core.features.incremental import (
     BuildInputs,
+    Carry,
+    carry_plan,
     day_fingerprints,
     file_fingerprint,
     local_path,
@@ -230,3 +233,20 @@ def reuse_plan(
         f"compute, {len(kept)} kept from the previous build"
     )
     return kept
+
+
+def newest_carry(
+    engine: str,
+    previous: BuildInputs | None,
+    inputs: BuildInputs,
+    snapshots: tuple[datetime, ...],
+    kept: Sequence[datetime],
+    path: Path,
+) -> Carry | None:
+    """Where the newest snapshot of a build may start from (``incremental.carry_plan``): the
+    previous build's newest, on DuckDB, when that snapshot is computed (not kept) and the table
+    at ``path`` exists; else None."""
+    last = snapshots[-1]
+    if engine != "duckdb" or last in kept or not parquet_files(path):
+        return None
+    return carry_plan(previous, inputs, last)

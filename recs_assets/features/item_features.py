@@ -2,14 +2,14 @@
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from recs_assets.core.features.duck import parquet_files
-from recs_assets.core.features.incremental import carry_plan, read_manifest
+from recs_assets.core.features.incremental import read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.item import ITEM_CATALOG
 from recs_assets.features.feature_job import (
     FeatureJobConfig,
     build_inputs,
     feature_engine,
+    newest_carry,
     planned_snapshots,
     reuse_plan,
     snapshot_metadata,
@@ -39,12 +39,10 @@ def item_features(
             inputs = build_inputs(context, config, raw_interactions, {"items": raw_items}, path)
             previous = read_manifest(path)
             kept = reuse_plan(context, previous, inputs, snapshots)
-            # the newest snapshot starts from the item state the previous build kept beside its
-            # newest snapshot, beside the table (core/features/item_state.py), where the engine can
+            # the newest snapshot starts from the item state that the previous build kept
+            # beside the table (core/features/item_state.py), where the engine can
             last = snapshots[-1]
-            carry = None
-            if engine.name == "duckdb" and last not in kept and parquet_files(path):
-                carry = carry_plan(previous, inputs, last)
+            carry = newest_carry(engine.name, previous, inputs, snapshots, kept, path)
             computed = {
                 t: engine.item_snapshot(
                     t, carry if t == last else None, path, newest=t == last, days=inputs.days

@@ -2,14 +2,14 @@
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from recs_assets.core.features.duck import parquet_files
-from recs_assets.core.features.incremental import carry_plan, read_manifest
+from recs_assets.core.features.incremental import read_manifest
 from recs_assets.core.features.tables import FeatureTable
 from recs_assets.core.features.transforms.user import USER_CATALOG
 from recs_assets.features.feature_job import (
     FeatureJobConfig,
     build_inputs,
     feature_engine,
+    newest_carry,
     planned_snapshots,
     reuse_plan,
     snapshot_metadata,
@@ -51,9 +51,7 @@ def user_features(
             # the newest snapshot starts from the previous build's newest (recomputing only the
             # users whose rows may have moved) where the engine can
             last = snapshots[-1]
-            carry = None
-            if engine.name == "duckdb" and last not in kept and parquet_files(path):
-                carry = carry_plan(previous, inputs, last)
+            carry = newest_carry(engine.name, previous, inputs, snapshots, kept, path)
             if carry is not None:
                 context.log.info(
                     f"user_features: the newest snapshot starts from {carry.previous.isoformat()}"
