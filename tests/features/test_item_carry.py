@@ -146,12 +146,12 @@ def test_a_change_before_the_state_time_refuses_the_carry_and_would_show(
     )
     later = pd.concat([now, late], ignore_index=True)
     with _con(case, history) as before:
-        count, checksum = before.con.execute(item_state.day_checksum_sql(prev)).fetchone()  # type: ignore[misc]
+        count, checksum = before.con.execute(duck.day_checksum_sql(prev)).fetchone()  # type: ignore[misc]
     half = duck.DEFAULT_HALF_LIFE_DAYS
     meta = item_state.ItemStateMeta(prev.isoformat(), count, checksum, half, _days(history))
     for events, refused in ((now, False), (later, True)):
         with _con(case, events) as con:
-            day_now = con.con.execute(item_state.day_checksum_sql(prev)).fetchone()
+            day_now = con.con.execute(duck.day_checksum_sql(prev)).fetchone()
         why = item_state.carry_refusal(meta, prev, _days(events), tuple(day_now), half)  # type: ignore[arg-type]
         assert (why is not None) == refused, why
     with pytest.raises(AssertionError):  # carried anyway, the late event is lost

@@ -502,11 +502,6 @@ def item_features_sql(
     """The rows of the Spark ``item_features`` at ``as_of``, in its column order."""
     _check_item_settings(half_life_days, prior_weight)
     dow = _weekday("timestamp")
-    type_counts = ", ".join(
-        f"CAST(count(*) FILTER (event_type = {lit(t)}) AS BIGINT) AS {t}_count_all"
-        for t in EVENT_TYPES
-    )
-    dows = ", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))
     ctes = f"""
         ev AS (
             SELECT *, {_age("timestamp", as_of)} AS _age FROM interactions
@@ -516,7 +511,7 @@ def item_features_sql(
             SELECT item_id,
                 CAST(count(*) FILTER (_age < 7) AS BIGINT) AS events_7d,
                 CAST(count(*) FILTER (_age < 30) AS BIGINT) AS events_30d,
-                count(*) AS events_all, {type_counts},
+                count(*) AS events_all, {_item_type_counts()},
                 count(DISTINCT user_id) AS distinct_users_all,
                 count(DISTINCT user_id) FILTER (_age < 30) AS distinct_users_30d,
                 sum(pow(2.0, -_age / {float(half_life_days)!r})) AS decayed_events,
@@ -524,13 +519,27 @@ def item_features_sql(
                 count(rating) AS rating_count, sum(rating) AS _rating_sum,
                 avg(rating) AS rating_mean,
                 count(*) FILTER ({dow} >= 5) / count(*) AS weekend_share,
-                {dows}
+                {_item_dow_counts()}
             FROM ev GROUP BY item_id
         )
     """
     return _item_features_select(
         as_of, ctes, "ev", "(SELECT avg(rating) FROM ev)", half_life_days, prior_weight
     )
+
+
+def _item_type_counts() -> str:
+    """Per item, its events of each type (``<type>_count_all``), as aggregate SQL."""
+    return ", ".join(
+        f"CAST(count(*) FILTER (event_type = {lit(t)}) AS BIGINT) AS {t}_count_all"
+        for t in EVENT_TYPES
+    )
+
+
+def _item_dow_counts() -> str:
+    """Per item, its events on each day of the week (``_dow0``-``_dow6``), as aggregate SQL."""
+    dow = _weekday("timestamp")
+    return ", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))
 
 
 def _check_item_settings(half_life_days: float, prior_weight: float) -> None:
@@ -598,13 +607,13 @@ def _item_features_select(
 # ---- the newest item snapshot from a carried state ------------------------------------------
 # Per item, the all-time aggregates of its events up to a time that the item features are made
 # of and that events after that time add to (counts and sums; the first and last event; the
-# decayed count at that time). A build keeps the state of its newest snapshot (``_state`` in the
-# table folder); the next build adds the events after it instead of aggregating all history.
-ITEM_STATE_TYPES = tuple(f"{t}_count_all" for t in EVENT_TYPES)
+# decayed count at that time). A build keeps the state of its newest snapshot beside the table
+# (``core/features/item_state.py``); the next build adds the events after it instead of
+# aggregating all history.
 ITEM_STATE_DOWS = tuple(f"_dow{d}" for d in range(7))
 ITEM_STATE_SUMS = (
     "events_all",
-    *ITEM_STATE_TYPES,
+    *(f"{t}_count_all" for t in EVENT_TYPES),
     "rating_count",
     *ITEM_STATE_DOWS,
 )
@@ -612,12 +621,9 @@ ITEM_STATE_SUMS = (
 
 def _item_state_aggregates(events: str, as_of: datetime, half_life_days: float) -> str:
     """Per item of the relation ``events``: the state columns but ``distinct_users_all``."""
-    dow = _weekday("timestamp")
     return f"""
-        SELECT item_id, count(*) AS events_all,
-            {", ".join(f"CAST(count(*) FILTER (event_type = {lit(t)}) AS BIGINT) AS {t}_count_all" for t in EVENT_TYPES)},
-            count(rating) AS rating_count, sum(rating) AS _rating_sum,
-            {", ".join(f"count(*) FILTER ({dow} = {d}) AS _dow{d}" for d in range(7))},
+        SELECT item_id, count(*) AS events_all, {_item_type_counts()},
+            count(rating) AS rating_count, sum(rating) AS _rating_sum, {_item_dow_counts()},
             min(timestamp) AS _first_ts, max(timestamp) AS _last_ts,
             sum(pow(2.0, -{_age("timestamp", as_of)} / {float(half_life_days)!r})) AS _decayed
         FROM {events} GROUP BY item_id
@@ -673,6 +679,18 @@ def carried_item_state_sql(
             coalesce(s.distinct_users_all, 0) + coalesce(f._new_users, 0) AS distinct_users_all
         FROM s FULL JOIN n ON s.item_id IS NOT DISTINCT FROM n.item_id
         LEFT JOIN first_pairs f ON coalesce(s.item_id, n.item_id) = f.item_id
+    """
+
+
+def day_checksum_sql(as_of: datetime) -> str:
+    """(count, sum of row hashes as text) of the events on ``as_of``'s UTC day up to it
+    (``item_state.ItemStateMeta``)."""
+    ts = _ts(as_of)
+    return f"""
+        SELECT count(*), CAST(coalesce(sum(hash(event_id, user_id, item_id, event_type,
+            timestamp, rating, session_id, device, platform)), 0) AS VARCHAR)
+        FROM interactions
+        WHERE timestamp >= date_trunc('day', {ts}) AND timestamp <= {ts}
     """
 
 

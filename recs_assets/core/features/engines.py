@@ -326,7 +326,7 @@ class DuckEngine:
         self.item_carried_from = meta.time
 
     def _day_checksum(self, as_of: datetime) -> tuple[int, str]:
-        row = self.db.con.execute(item_state.day_checksum_sql(as_of)).fetchone()
+        row = self.db.con.execute(duck.day_checksum_sql(as_of)).fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
 

@@ -44,7 +44,7 @@ class ItemStateMeta:
     Attributes:
         as_of: the snapshot time the state is at (ISO 8601, UTC).
         day_events: events on the UTC day of ``as_of`` up to it.
-        day_checksum: the sum of those events' row hashes (``day_checksum_sql``), as text.
+        day_checksum: the sum of those events' row hashes (``duck.day_checksum_sql``), as text.
         half_life_days: the decay half-life of the state's decayed count.
         days: the fingerprint of every event day when the state was built.
         version: the state's format (``STATE_VERSION``).
@@ -62,23 +62,6 @@ class ItemStateMeta:
         return datetime.fromisoformat(self.as_of)
 
 
-def day_start(t: datetime) -> datetime:
-    """UTC midnight of ``t``'s day."""
-    u = t.astimezone(UTC)
-    return datetime(u.year, u.month, u.day, tzinfo=UTC)
-
-
-def day_checksum_sql(as_of: datetime) -> str:
-    """(count, sum of row hashes as text) of the events on ``as_of``'s UTC day up to it."""
-    start = day_start(as_of).isoformat()
-    return f"""
-        SELECT count(*), CAST(coalesce(sum(hash(event_id, user_id, item_id, event_type,
-            timestamp, rating, session_id, device, platform)), 0) AS VARCHAR)
-        FROM interactions
-        WHERE timestamp >= TIMESTAMPTZ '{start}' AND timestamp <= TIMESTAMPTZ '{as_of.isoformat()}'
-    """
-
-
 def carry_refusal(
     meta: ItemStateMeta | None,
     previous: datetime,
@@ -88,7 +71,7 @@ def carry_refusal(
 ) -> str | None:
     """Why the newest item snapshot may not start from the kept state (``meta``), or None when
     it may: see the module docstring. ``previous``: the previous build's newest snapshot time;
-    ``days``: this build's event-day fingerprints; ``day_now``: ``day_checksum_sql`` at the
+    ``days``: this build's event-day fingerprints; ``day_now``: ``duck.day_checksum_sql`` at the
     state's time on this build's events."""
     if meta is None:
         return "no kept item state"
@@ -100,7 +83,7 @@ def carry_refusal(
         return f"the kept state decays with a half-life of {meta.half_life_days} days"
     if not meta.days or not days:
         return "no event-day fingerprints to compare"
-    first = day_start(meta.time).strftime("%Y-%m-%d")
+    first = meta.time.astimezone(UTC).strftime("%Y-%m-%d")  # the state's UTC day
     earlier = sorted(
         d for d in set(meta.days) | set(days) if d < first and meta.days.get(d) != days.get(d)
     )
